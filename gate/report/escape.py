@@ -1,0 +1,27 @@
+"""Make untrusted text (model output, prompts) inert inside markdown and HTML."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def clean_text(text: str, limit: int) -> str:
+    """One line, printable characters only, at most `limit` characters (an ellipsis marks a cut)."""
+    text = text.encode("utf-8", "replace").decode("utf-8", "replace")
+    text = "".join(" " if unicodedata.category(ch)[0] in {"C", "Z"} else ch for ch in text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def markdown_inline(text: str, limit: int = 120) -> str:
+    """Untrusted text as literal markdown: no HTML, no formatting, no links, no @mentions, safe in a table cell."""
+    text = clean_text(text, limit)
+    text = "".join(_HTML.get(ch, ch) for ch in text)
+    text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    # A zero-width space after @ and # stops GitHub from turning output into mentions or issue links.
+    return text.replace("@", "@" + ZERO_WIDTH_SPACE).replace("\\#", "#" + ZERO_WIDTH_SPACE) or "(empty)"

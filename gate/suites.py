@@ -1,0 +1,303 @@
+"""Suite specs (YAML data, like lm-eval tasks), seeded item sampling, fingerprints and the offline mirror."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import inspect
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gate.errors import SuiteError
+
+SUITE_FILE = "suite.yaml"
+Capability = Literal[
+    "knowledge", "commonsense", "reasoning", "reading", "math", "instruction following",
+    "truthfulness", "language modelling", "format following",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSpec(_Strict):
+    """Where a task reads its items from a local mirror: one JSONL file for one split."""
+
+    file: str
+    split: str
+
+
+class TaskSpec(_Strict):
+    """One task of a suite: what lm-eval runs, what capability it measures, how it is budgeted."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    task: str | None = None
+    config: str | None = None
+    capability: Capability
+    metric: str
+    filter: str = "none"
+    items: Annotated[int, Field(ge=1)]
+    pool: Annotated[int, Field(ge=1)] | None = None
+    budget: Annotated[float, Field(gt=0, le=100)]
+    chat_template: bool = False
+    cluster_field: str | None = None
+    stratify_field: str | None = None
+    data: DataSpec | None = None
+
+
+class Suite(_Strict):
+    """A named, versioned set of tasks with a composite budget."""
+
+    name: str
+    version: int
+    description: str
+    generator: str | None = None
+    seed: int | None = None
+    composite_budget: Annotated[float, Field(gt=0, le=100)]
+    tasks: Annotated[list[TaskSpec], Field(min_length=1)]
+    directory: Path = Path()
+
+    def task(self, task_id: str) -> TaskSpec:
+        """The task with this id."""
+        for spec in self.tasks:
+            if spec.id == task_id:
+                return spec
+        raise KeyError(task_id)
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """A task ready to score: its lm-eval config, the sampled doc ids in seeded order, and its fingerprint."""
+
+    spec: TaskSpec
+    lm_eval_config: dict[str, Any]
+    doc_ids: tuple[int, ...]
+    pool_size: int
+    fingerprint: str
+
+
+def suites_root() -> Path:
+    """The folder of built-in suites: inside the wheel, or `suites/` beside the package in a source checkout."""
+    packaged = Path(str(importlib.resources.files("gate") / "suites"))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "suites"
+
+
+def cache_dir() -> Path:
+    """Where the gate keeps materialised items and caches (GATE_CACHE_DIR, else ~/.cache/sft-gate)."""
+    return Path(os.environ.get("GATE_CACHE_DIR") or Path.home() / ".cache" / "sft-gate")
+
+
+def list_suites() -> list[str]:
+    """Names of the built-in suites."""
+    return sorted(p.parent.name for p in suites_root().glob(f"*/{SUITE_FILE}"))
+
+
+def load_suite(name_or_path: str) -> Suite:
+    """Load a built-in suite by name, or a suite from a folder or suite.yaml path."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        path = path / SUITE_FILE
+    if not path.is_file():
+        builtin = suites_root() / name_or_path / SUITE_FILE
+        if not builtin.is_file():
+            raise SuiteError(
+                f"unknown suite '{name_or_path}': use one of {', '.join(list_suites())} "
+                "or a path to a suite folder (see `gate suites list`)"
+            )
+        path = builtin
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SuiteError(f"{path} is not a readable YAML suite spec: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: a suite spec is a mapping with name, version, tasks")
+    try:
+        suite = Suite.model_validate({**data, "directory": path.parent})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise SuiteError(f"{path}: {key} = {first.get('input')!r}: {first['msg'].lower()}") from None
+    for spec in suite.tasks:
+        if (spec.task is None) == (spec.config is None):
+            raise SuiteError(f"{path}: task {spec.id} needs exactly one of `task` (lm-eval name) or `config` (YAML)")
+    ids = [spec.id for spec in suite.tasks]
+    if len(set(ids)) != len(ids):
+        raise SuiteError(f"{path}: task ids must be unique, got {ids}")
+    return suite
+
+
+def suite_data_dir(suite: Suite, data_dir: Path | None, seed: int | None) -> Path | None:
+    """The folder the suite's tasks read their items from: generated items, a mirror, or None (the hub)."""
+    if suite.generator is not None:
+        from gate.core_items import write_items
+
+        item_seed = suite.seed if seed is None else seed
+        if item_seed is None:
+            raise SuiteError(f"suite {suite.name} generates its items and needs a seed: set `seed` in its suite.yaml")
+        target = cache_dir() / "items" / f"{suite.name}-v{suite.version}-seed{item_seed}"
+        pools = {spec.id: spec.pool or spec.items for spec in suite.tasks}
+        write_items(target, item_seed, pools)
+        return target
+    if data_dir is not None and not data_dir.is_dir():
+        raise SuiteError(f"data dir {data_dir} does not exist: pass a mirror folder to --data-dir (or GATE_DATA_DIR)")
+    return data_dir
+
+
+@functools.cache
+def _lm_eval_registry() -> Any:
+    """lm-eval's index of its built-in tasks (takes seconds: built once, only when a suite names one)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
+def bare_task_manager() -> Any:
+    """A TaskManager that indexes nothing: the gate always hands lm-eval complete task configs."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_defaults=False)
+
+
+def _base_config(suite: Suite, spec: TaskSpec) -> dict[str, Any]:
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    if spec.config is not None:
+        config_path = suite.directory / spec.config
+        if not config_path.is_file():
+            raise SuiteError(f"suite {suite.name}: task {spec.id} names {config_path}, which does not exist")
+        return dict(load_yaml(config_path, resolve_func=True))
+    entry = _lm_eval_registry().task_index.get(spec.task or "")
+    if entry is None or entry.yaml_path is None:
+        raise SuiteError(
+            f"suite {suite.name}: '{spec.task}' is not an lm-eval task with a YAML config: "
+            "check the name with `lm_eval ls tasks`"
+        )
+    return dict(load_yaml(entry.yaml_path, resolve_func=True))
+
+
+def _with_mirror(config: dict[str, Any], spec: TaskSpec, data_dir: Path | None) -> dict[str, Any]:
+    config = {**config, "task": spec.id}
+    if data_dir is None or spec.data is None:
+        return config
+    data_file = data_dir / spec.data.file
+    if not data_file.is_file():
+        raise SuiteError(
+            f"task {spec.id} needs {spec.data.file} in the mirror {data_dir}: "
+            "write it with `gate mirror export` on a machine with the hub, or drop --data-dir to use the hub"
+        )
+    config.pop("dataset_name", None)
+    # The mirror holds the evaluation split only: a zero-shot task must not reach for the others.
+    for split_key in ("training_split", "validation_split", "test_split", "fewshot_split"):
+        if config.get(split_key) not in (None, spec.data.split):
+            config[split_key] = None
+    config["dataset_path"] = "json"
+    config["dataset_kwargs"] = {"data_files": {spec.data.split: str(data_file.resolve())}}
+    return config
+
+
+def _seeded_order(pool_size: int, cap: int, seed: int, task_id: str, strata: list[str] | None) -> tuple[int, ...]:
+    task_key = int.from_bytes(hashlib.sha256(task_id.encode()).digest()[:8], "big")
+    rng = np.random.default_rng([seed, task_key])
+    order = rng.permutation(pool_size)
+    if strata is not None:
+        # Round-robin over strata in shuffled order, so every prefix is close to proportional.
+        by_stratum: dict[str, list[int]] = {}
+        for index in order:
+            by_stratum.setdefault(strata[index], []).append(int(index))
+        rank = {key: r for r, key in enumerate(sorted(by_stratum, key=lambda k: (-len(by_stratum[k]), k)))}
+        positions = [
+            ((i + 0.5) / len(members), rank[key], member)
+            for key, members in by_stratum.items()
+            for i, member in enumerate(members)
+        ]
+        order = np.array([member for *_, member in sorted(positions)])
+    return tuple(int(i) for i in order[:cap])
+
+
+def _canonical(value: Any) -> Any:
+    if callable(value):
+        try:
+            source = inspect.getsource(value)
+        except (OSError, TypeError):
+            source = getattr(value, "__qualname__", repr(value))
+        return "fn:" + hashlib.sha256(source.encode()).hexdigest()
+    return str(value)
+
+
+def _fingerprint_task(task: Any, spec: TaskSpec, doc_ids: tuple[int, ...]) -> str:
+    docs = task.eval_docs
+    rendered = []
+    for doc_id in doc_ids:
+        doc = docs[doc_id]
+        choices = task.doc_to_choice(doc) if task.OUTPUT_TYPE == "multiple_choice" else None
+        rendered.append([doc_id, task.doc_to_text(doc), choices, task.doc_to_target(doc)])
+    config = {k: v for k, v in task.config.to_dict().items() if k not in {"dataset_kwargs", "metadata"}}
+    payload = {"spec": spec.model_dump(), "config": config, "items": rendered}
+    text = json.dumps(payload, sort_keys=True, default=_canonical, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def prepare_tasks(
+    suite: Suite,
+    *,
+    seed: int,
+    data_dir: Path | None = None,
+    caps: Mapping[str, int] | None = None,
+    max_items: int | None = None,
+    item_seed: int | None = None,
+) -> list[PreparedTask]:
+    """Build each task with lm-eval, sample its items in a seeded order, and fingerprint what will be measured.
+
+    `seed` orders the items; `item_seed` regenerates a generated suite's items afresh (default: the suite's seed).
+    """
+    item_dir = suite_data_dir(suite, data_dir, item_seed)
+    manager = bare_task_manager()
+    prepared = []
+    for spec in suite.tasks:
+        config = _with_mirror(_base_config(suite, spec), spec, item_dir)
+        try:
+            task = manager.load([config])["tasks"][spec.id]
+            docs = task.eval_docs
+        except Exception as exc:
+            raise SuiteError(_dataset_message(spec, item_dir, exc)) from None
+        cap = min(x for x in ((caps or {}).get(spec.id), max_items, spec.items) if x is not None)
+        strata = [str(doc[spec.stratify_field]) for doc in docs] if spec.stratify_field else None
+        doc_ids = _seeded_order(len(docs), cap, seed, spec.id, strata)
+        prepared.append(
+            PreparedTask(spec, config, doc_ids, len(docs), _fingerprint_task(task, spec, doc_ids))
+        )
+    return prepared
+
+
+def _dataset_message(spec: TaskSpec, data_dir: Path | None, exc: Exception) -> str:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if data_dir is not None:
+        return f"task {spec.id} cannot read its items from {data_dir} ({reason}): fix the mirror file"
+    return (
+        f"task {spec.id} cannot load its dataset ({reason}): connect to the Hugging Face hub, "
+        "or pass --data-dir with an offline mirror (see `gate mirror export`)"
+    )
+
+
+def suite_fingerprint(suite: Suite, tasks: list[PreparedTask]) -> str:
+    """Hash of the suite spec, every task's config and every sampled item: changes iff what is measured changes."""
+    payload = {
+        "name": suite.name,
+        "version": suite.version,
+        "composite_budget": suite.composite_budget,
+        "tasks": {t.spec.id: t.fingerprint for t in tasks},
+    }
+    text = json.dumps(payload, sort_keys=True)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]

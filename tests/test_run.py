@@ -1,0 +1,74 @@
+"""The gate end to end on tiny random models: verdict, exit codes, outputs, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from gate.api import run
+from gate.cli import main
+from gate.errors import ExitCode
+
+
+def _run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["run", *args])
+    return result.exit_code, result.stdout + result.stderr
+
+
+def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path, tiny_model: Path, tiny_suite: Path) -> None:
+    out = tmp_path / "out"
+    code, output = _run_cli("--ckpt", str(tiny_model), "--base", str(tiny_model), "--suite", str(tiny_suite),
+                            "--data-dir", str(tiny_suite.parent / "mirror"), "--out", str(out))
+    assert code == ExitCode.OK, output
+    assert "PASS: no regression beyond budget" in output
+    result = json.loads((out / "result.json").read_text())
+    assert result["verdict"] == "PASS" and result["exit_code"] == 0 and result["schema_version"]
+    for task in result["tasks"]:
+        assert task["delta"] == 0 and task["discordance"] == 0 and task["right_to_wrong"] == 0
+        assert task["n"] == 24 and len(task["items"]) == 24
+        assert all(b == c for _, b, c in task["items"])
+    report = (out / "report.md").read_text()
+    assert report.splitlines()[0].startswith("✅ **gate: PASS**")
+    assert result["suite"]["fingerprint"] in report and result["checkpoint"]["fingerprint"] in report
+
+
+def test_two_runs_are_byte_identical_apart_from_timing(tmp_path: Path, tiny_model: Path, other_tiny_model: Path,
+                                                       tiny_suite: Path) -> None:
+    texts = []
+    for name in ("a", "b"):
+        run(str(other_tiny_model), base=str(tiny_model), suite=str(tiny_suite), out_dir=tmp_path / name,
+            data_dir=tiny_suite.parent / "mirror")
+        data = json.loads((tmp_path / name / "result.json").read_text())
+        assert data["timing"]["seconds"]["total"] >= 0
+        data.pop("timing")
+        texts.append(json.dumps(data, sort_keys=True))
+        assert data["base"]["fingerprint"] != data["checkpoint"]["fingerprint"]
+    assert texts[0] == texts[1]
+    assert (tmp_path / "a" / "report.md").read_text() == (tmp_path / "b" / "report.md").read_text()
+
+
+def test_items_follow_the_seed_not_the_file_order(tmp_path: Path, tiny_model: Path, tiny_suite: Path) -> None:
+    ids = {}
+    for seed in (1, 2):
+        config = tmp_path / f"gate{seed}.yaml"
+        config.write_text(f"seed: {seed}\n")
+        result = run(str(tiny_model), base=str(tiny_model), config=config, suite=str(tiny_suite), out_dir=None,
+                     data_dir=tiny_suite.parent / "mirror")
+        ids[seed] = [int(item[0]) for item in result.tasks[0].items]
+    assert ids[1] != ids[2] and ids[1] != list(range(24)) and len(set(ids[1])) == 24
+
+
+def test_missing_mirror_file_is_bad_input(tmp_path: Path, tiny_model: Path, tiny_suite: Path) -> None:
+    empty = tmp_path / "empty-mirror"
+    empty.mkdir()
+    code, output = _run_cli("--ckpt", str(tiny_model), "--base", str(tiny_model), "--suite", str(tiny_suite),
+                            "--data-dir", str(empty), "--out", str(tmp_path / "out"))
+    assert code == ExitCode.BAD_INPUT and "tiny_mc.jsonl" in output and "--data-dir" in output
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_suite_is_bad_input(tmp_path: Path, tiny_model: Path) -> None:
+    code, output = _run_cli("--ckpt", str(tiny_model), "--suite", "no-such-suite", "--out", str(tmp_path / "o"))
+    assert code == ExitCode.BAD_INPUT and "no-such-suite" in output and "gate suites list" in output
