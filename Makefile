@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= gate-out/demo
 
-.PHONY: install demo test lint bench clean
+.PHONY: install browser demo test lint bench clean
 
 $(VENV)/.deps: pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,8 +18,17 @@ $(VENV)/.deps: pyproject.toml
 	touch $@
 
 # Non-editable on purpose: the tests then see exactly what a wheel ships (suites/, templates).
-install: $(VENV)/.deps
+install: $(VENV)/.deps browser
 	$(PIP) install -q --no-deps --force-reinstall .
+
+# --- browser: Debian's headless Chromium, which tests/test_report_html.py uses to render the HTML report to PNG.
+# Idempotent (skipped when chromium is on PATH). Needs root, as on CI; elsewhere it says so and the test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no chromium and no root apt-get: tests/test_report_html.py will skip its screenshot test"; fi; }
+# --- end browser
 
 demo: install
 	@ckpt=$$($(PY) examples/make_checkpoints.py forgetful | tail -n 1) && \

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,12 +14,23 @@ from pathlib import Path
 import numpy as np
 
 from gate.config import GateConfig, load_config
-from gate.errors import ConfigError, ExitCode
+from gate.drift import Drift, measure_drift
+from gate.errors import BadInputError, ConfigError, ExitCode
 from gate.files import atomic_write_text
 from gate.models import ResolvedModel, resolve_model
-from gate.report import render_markdown
-from gate.result import CompositeResult, FlippedItem, GateResult, ModelInfo, TaskResult, package_versions
-from gate.runner import PairedTask, ScoringSettings, pair_scores, score_model
+from gate.report import ReportFormat, render_html, render_markdown
+from gate.report.compare import compare_results, render_comparison
+from gate.result import (
+    CompositeResult,
+    FlippedItem,
+    GateResult,
+    ModelInfo,
+    TaskResult,
+    hardware,
+    load_result,
+    package_versions,
+)
+from gate.runner import ModelPair, PairedTask, ScoringSettings, pair_scores
 from gate.suites import PreparedTask, Suite, load_suite, prepare_tasks, suite_fingerprint
 from gate.verdict import Outcome, Policy, TaskDecision, TaskEvidence, Verdict, decide
 
@@ -25,6 +38,7 @@ log = logging.getLogger("gate")
 FLIPPED_KEPT = 20
 RESULT_FILE = "result.json"
 REPORT_FILE = "report.md"
+HTML_REPORT_FILE = "report.html"
 
 
 def _model_info(model: ResolvedModel) -> ModelInfo:
@@ -64,13 +78,30 @@ def _task_result(task: PairedTask, decision: TaskDecision) -> TaskResult:
     lost = [item for item in task.items if item.base_score > item.ckpt_score]
     gained = [item for item in task.items if item.base_score < item.ckpt_score]
     return TaskResult(
-        id=spec.id, capability=spec.capability, metric=spec.metric, lm_eval_task=spec.task or spec.config or "",
-        chat_template=task.chat_template, pool_size=task.task.pool_size, fingerprint=task.task.fingerprint,
-        n=decision.n, base_score=decision.base_score, ckpt_score=decision.ckpt_score, delta=decision.delta,
-        lower=decision.lower, upper=decision.upper, p_fail=decision.p_fail,
-        p_fail_adjusted=decision.p_fail_adjusted, budget=decision.budget, discordance=decision.discordance,
-        detectable=decision.detectable, method=decision.method, outcome=decision.outcome.value,
-        right_to_wrong=len(lost), wrong_to_right=len(gained),
+        id=spec.id,
+        capability=spec.capability,
+        metric=spec.metric,
+        lm_eval_task=spec.task or spec.config or "",
+        chat_template=task.chat_template,
+        pool_size=task.task.pool_size,
+        fingerprint=task.task.fingerprint,
+        n=decision.n,
+        base_score=decision.base_score,
+        ckpt_score=decision.ckpt_score,
+        delta=decision.delta,
+        lower=decision.lower,
+        upper=decision.upper,
+        p_fail=decision.p_fail,
+        p_fail_adjusted=decision.p_fail_adjusted,
+        budget=decision.budget,
+        discordance=decision.discordance,
+        detectable=decision.detectable,
+        certifiable=decision.certifiable,
+        n_items=decision.n_items,
+        method=decision.method,
+        outcome=decision.outcome.value,
+        right_to_wrong=len(lost),
+        wrong_to_right=len(gained),
         flipped=[
             FlippedItem(item.doc_id, item.prompt, item.target, item.base_answer, item.ckpt_answer)
             for item in lost[:FLIPPED_KEPT]
@@ -110,6 +141,7 @@ def build_result(
     base: ResolvedModel,
     config: GateConfig,
     settings: ScoringSettings,
+    drift: Drift | None,
     timing: dict[str, object],
 ) -> GateResult:
     """Assemble the result record from the verdict and the paired items."""
@@ -127,24 +159,60 @@ def build_result(
         checkpoint=_model_info(checkpoint),
         base=_model_info(base),
         suite={
-            "name": suite.name, "version": suite.version, "description": suite.description,
+            "name": suite.name,
+            "version": suite.version,
+            "description": suite.description,
             "fingerprint": suite_fingerprint(suite, list(tasks)),
         },
         policy=asdict(verdict.policy),
         settings={**asdict(settings), "seed": config.seed},
         composite=composite,
         tasks=[_task_result(task, by_name[task.task.spec.id]) for task in paired],
-        provenance={"versions": package_versions(), "config": config.model_dump(by_alias=True)},
+        provenance={
+            "versions": package_versions(),
+            "hardware": hardware(settings.device),
+            "config": config.model_dump(by_alias=True),
+        },
+        drift=asdict(drift) if drift is not None else None,
         timing=timing,
     )
 
 
-def write_outputs(result: GateResult, out_dir: Path) -> tuple[Path, Path]:
-    """Write result.json and report.md atomically; returns their paths."""
-    result_path, report_path = out_dir / RESULT_FILE, out_dir / REPORT_FILE
-    atomic_write_text(result_path, result.to_json())
-    atomic_write_text(report_path, render_markdown(result.to_dict()))
-    return result_path, report_path
+def write_outputs(result: GateResult, out_dir: Path, *, html: bool = False) -> list[Path]:
+    """Write result.json, report.md and (with html) report.html atomically; returns their paths."""
+    data = result.to_dict()
+    outputs = [(out_dir / RESULT_FILE, result.to_json()), (out_dir / REPORT_FILE, render_markdown(data))]
+    if html:
+        outputs.append((out_dir / HTML_REPORT_FILE, render_html(data)))
+    for path, text in outputs:
+        atomic_write_text(path, text)
+    return [path for path, _ in outputs]
+
+
+@contextmanager
+def _needs_complete(*paths: Path) -> Iterator[None]:
+    """A field a view needs but a saved result lacks becomes a one-line BadInputError naming the field."""
+    from jinja2 import UndefinedError
+
+    try:
+        yield
+    except (UndefinedError, KeyError) as exc:
+        names = " or ".join(str(path) for path in paths)
+        raise BadInputError(f"{names} lacks a field the report needs ({exc}): pass the file `gate run` wrote") from None
+
+
+def report(result_path: Path, fmt: ReportFormat = "md") -> str:
+    """Render a saved result.json as markdown or a self-contained HTML page; nothing is recomputed."""
+    data = load_result(result_path)
+    with _needs_complete(result_path):
+        return render_html(data) if fmt == "html" else render_markdown(data)
+
+
+def compare(a_path: Path, b_path: Path, fmt: ReportFormat = "md") -> str:
+    """Two saved results side by side and which checkpoint to ship; BadInputError if their suites differ."""
+    a, b = load_result(a_path), load_result(b_path)
+    with _needs_complete(a_path, b_path):
+        return render_comparison(compare_results(a, b, sources=(str(a_path), str(b_path))), fmt)
 
 
 def _now() -> str:
@@ -162,51 +230,78 @@ def run(
     batch_size: int | None = None,
     device: str | None = None,
     progress: Callable[[str], None] | None = None,
+    html: bool = False,
 ) -> GateResult:
-    """Score `ckpt` and its base on the suite's items, decide the verdict, and write the report to `out_dir`."""
+    """Score `ckpt` and its base on the suite's items, decide the verdict, and write the reports to `out_dir`."""
     started, clock = _now(), time.monotonic()
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(
         suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
-    options = {"allow_pickle": gate_config.allow_pickle, "trust_remote_code": gate_config.trust_remote_code}
+    resolve = functools.partial(
+        resolve_model, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
+    )
     base_model = None
     if base is not None or "base" in gate_config.model_fields_set:
-        base_model = resolve_model(base or gate_config.base, **options)
-    checkpoint = resolve_model(ckpt, base=base_model, **options)
+        base_model = resolve(base or gate_config.base)
+    checkpoint = resolve(ckpt, base=base_model)
     if base_model is None:
-        base_model = checkpoint.base or resolve_model(gate_config.base, **options)
+        base_model = checkpoint.base or resolve(gate_config.base)
     the_suite = load_suite(gate_config.suite)
     _check_task_keys(gate_config, the_suite)
 
     tasks = prepare_tasks(
-        the_suite, seed=gate_config.seed, caps=gate_config.items, max_items=gate_config.max_items,
+        the_suite,
+        seed=gate_config.seed,
+        caps=gate_config.items,
+        max_items=gate_config.max_items,
         data_dir=Path(gate_config.data_dir) if gate_config.data_dir else None,
     )
     settings = ScoringSettings(
-        device=gate_config.device, dtype=gate_config.dtype, batch_size=gate_config.batch_size,
+        device=gate_config.device,
+        dtype=gate_config.dtype,
+        batch_size=gate_config.batch_size,
         trust_remote_code=gate_config.trust_remote_code,
     )
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    base_scores = score_model(base_model, tasks, settings, progress)
-    seconds["base"] = round(time.monotonic() - t0, 1)
-    t0 = time.monotonic()
-    ckpt_scores = score_model(checkpoint, tasks, settings, progress)
-    seconds["checkpoint"] = round(time.monotonic() - t0, 1)
+    all_items = {task.spec.id: task.doc_ids for task in tasks}
+    with ModelPair(base_model, checkpoint, settings) as models:
+        seconds["load"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        base_scores = models.score("base", tasks, all_items, progress)
+        seconds["base"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        ckpt_scores = models.score("checkpoint", tasks, all_items, progress)
+        seconds["checkpoint"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        drift = measure_drift(
+            functools.partial(models.token_logprobs, "base"), functools.partial(models.token_logprobs, "checkpoint")
+        )
+        seconds["drift"] = round(time.monotonic() - t0, 1)
     paired = pair_scores(tasks, base_scores, ckpt_scores)
 
     budgets = {spec.id: gate_config.budgets.get(spec.id, spec.budget) for spec in the_suite.tasks}
     policy = Policy(
-        alpha_fail=gate_config.alpha.fail, alpha_pass=gate_config.alpha.pass_,
-        composite_budget=gate_config.composite_budget or the_suite.composite_budget, method=gate_config.method,
+        alpha_fail=gate_config.alpha.fail,
+        alpha_pass=gate_config.alpha.pass_,
+        composite_budget=gate_config.composite_budget or the_suite.composite_budget,
+        method=gate_config.method,
     )
     verdict = decide(_evidence(paired, budgets), policy)
     seconds["total"] = round(time.monotonic() - clock, 1)
     result = build_result(
-        verdict=verdict, paired=paired, suite=the_suite, tasks=tasks, checkpoint=checkpoint, base=base_model,
-        config=gate_config, settings=settings, timing={"started": started, "finished": _now(), "seconds": seconds},
+        verdict=verdict,
+        paired=paired,
+        suite=the_suite,
+        tasks=tasks,
+        checkpoint=checkpoint,
+        base=base_model,
+        config=gate_config,
+        settings=settings,
+        drift=drift,
+        timing={"started": started, "finished": _now(), "seconds": seconds},
     )
     if out_dir is not None:
-        write_outputs(result, out_dir)
+        write_outputs(result, out_dir, html=html)
     return result

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from gate.errors import ExitCode, GateError
+
+if TYPE_CHECKING:
+    from gate.report import ReportFormat
 
 F = TypeVar("F", bound=Callable[..., Any])
 _QUIET_LOGGERS = ("lm_eval", "lm-eval", "transformers", "datasets", "peft", "accelerate", "httpx", "urllib3")
@@ -50,7 +52,9 @@ def handles_errors(command: F) -> F:
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
     if not verbose:
@@ -77,25 +81,56 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--ckpt", required=True, help="Checkpoint: model folder, PEFT adapter folder, .gguf file, hub id or alias.")
-@click.option("--base", default=None, help="Base model (default: the adapter's base, gate.yaml's, or smollm2-135m-instruct).")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml with budgets and policy.")
+@click.option(
+    "--ckpt", required=True, help="Checkpoint: model folder, PEFT adapter folder, .gguf file, hub id or alias."
+)
+@click.option(
+    "--base", default=None, help="Base model (default: the adapter's base, gate.yaml's, or smollm2-135m-instruct)."
+)
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml with budgets and policy."
+)
 @click.option("--suite", default=None, help="Suite name (see `gate suites list`) or path to a suite folder.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("gate-out"), show_default=True,
-              help="Folder for report.md and result.json.")
-@click.option("--data-dir", type=click.Path(path_type=Path), envvar="GATE_DATA_DIR", default=None,
-              help="Offline mirror of the suite's datasets (env GATE_DATA_DIR).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("gate-out"),
+    show_default=True,
+    help="Folder for report.md and result.json.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="GATE_DATA_DIR",
+    default=None,
+    help="Offline mirror of the suite's datasets (env GATE_DATA_DIR).",
+)
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None, help="Batch size for both models.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device for both models.")
 @click.option("--allow-pickle", is_flag=True, default=None, help="Allow pickle (.bin) weights, which can run code.")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own Python code to run.")
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
+@click.option("--html", is_flag=True, help="Also write report.html, a self-contained sign-off page.")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write JUnit XML here: one test case per task, for GitLab, Jenkins, Azure, Buildkite.")
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
 def run(
-    ckpt: str, base: str | None, config_path: Path | None, suite: str | None, out_dir: Path,
-    data_dir: Path | None, batch_size: int | None, device: str | None, allow_pickle: bool | None,
-    trust_remote_code: bool | None, fail_on_warn: bool | None, verbose: bool,
+    ckpt: str,
+    base: str | None,
+    config_path: Path | None,
+    suite: str | None,
+    out_dir: Path,
+    data_dir: Path | None,
+    batch_size: int | None,
+    device: str | None,
+    allow_pickle: bool | None,
+    trust_remote_code: bool | None,
+    fail_on_warn: bool | None,
+    html: bool,
+    junit_path: Path | None,
+    verbose: bool,
 ) -> None:
     """Gate a checkpoint against its base; exit 0 PASS, 1 regression, 2 bad input, 3 runtime failure.
 
@@ -109,11 +144,24 @@ def run(
         allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, warn_blocks=fail_on_warn
     )
     result = run_gate(
-        ckpt, base=base, config=config, suite=suite, out_dir=out_dir, data_dir=data_dir,
-        batch_size=batch_size, device=device, progress=_progress(time.monotonic()),
+        ckpt,
+        base=base,
+        config=config,
+        suite=suite,
+        out_dir=out_dir,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        device=device,
+        progress=_progress(time.monotonic()),
+        html=html,
     )
     click.echo(f"{result.verdict}: {result.summary}")
-    click.echo(f"report: {out_dir / 'report.md'}  result: {out_dir / 'result.json'}")
+    html_report = f"  html: {out_dir / 'report.html'}" if html else ""
+    click.echo(f"report: {out_dir / 'report.md'}  result: {out_dir / 'result.json'}{html_report}")
+    if junit_path is not None:
+        from gate.report.junit import write_junit
+
+        click.echo(f"junit: {write_junit(result.to_dict(), junit_path)}")
     sys.exit(result.exit_code)
 
 
@@ -137,28 +185,117 @@ def suites_list() -> None:
 @click.argument("name")
 @handles_errors
 def suites_show(name: str) -> None:
-    """Show a suite's tasks, capabilities, item caps and budgets. Example: gate suites show core"""
+    """Show a suite's tasks, capabilities, item caps, budgets and detectable regressions. Example: gate suites show core
+
+    detectable: the true drop (points) that FAILs with the default power at the item cap and the task's planning
+    discordance r (the default when the suite names none).
+    """
+    from gate.stats import detectable_regression
     from gate.suites import load_suite
+    from gate.verdict import Policy
 
     suite = load_suite(name)
+    policy = Policy()
+    alpha = policy.alpha_fail / (len(suite.tasks) + 1)
     click.echo(f"{suite.name} v{suite.version}: {suite.description}")
     click.echo(f"composite budget: {suite.composite_budget:g} points")
-    click.echo(f"{'task':28} {'capability':22} {'metric':12} {'items':>6} {'budget':>7}")
+    click.echo(f"{'task':28} {'capability':22} {'metric':24} {'items':>6} {'budget':>7} {'r':>5} {'detectable':>10}")
     for spec in suite.tasks:
-        click.echo(f"{spec.id:28} {spec.capability:22} {spec.metric:12} {spec.items:6d} {spec.budget:7.1f}")
+        r = spec.discordance or policy.planning_discordance
+        detectable = detectable_regression(spec.items, r, alpha, policy.power, spec.budget)
+        click.echo(
+            f"{spec.id:28} {spec.capability:22} {spec.metric:24} {spec.items:6d} {spec.budget:7.1f} {r:5.2f} "
+            f"{detectable:10.1f}"
+        )
+
+
+@main.group()
+def mirror() -> None:
+    """Write an offline mirror of a suite's datasets (one `<task>_<split>.jsonl` per task split)."""
+
+
+@mirror.command("export")
+@click.option("--suite", "suite_name", required=True, help="Suite name or path to a suite folder.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder to write the mirror files into (then pass it to `gate run --data-dir`).")
+@click.option("--source", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Read from this mirror instead of the hub (to copy or check a mirror).")
+@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@handles_errors
+def mirror_export(suite_name: str, out_dir: Path, source: Path | None, verbose: bool) -> None:
+    """Load each task's dataset split from the hub and write the mirror layout into --out.
+
+    Example: gate mirror export --suite general --out ./gate-mirror
+    """
+    _configure_logging(verbose)
+    import datasets
+
+    from gate.mirror import export_mirror
+
+    if not verbose:
+        datasets.disable_progress_bars()
+    from gate.suites import load_suite
+
+    written = export_mirror(load_suite(suite_name), out_dir, source=source, progress=_progress(time.monotonic()))
+    click.echo(f"wrote {len(written)} mirror files to {out_dir}: use it with `gate run --data-dir {out_dir}`")
+
+
+_FORMAT = click.Choice(["md", "html"])
+_FORMAT_HELP = "md: a pull-request comment; html: a self-contained sign-off page."
+_OUT_HELP = "Write the report to this file (atomically) instead of stdout."
+
+
+def _emit(text: str, out_path: Path | None) -> None:
+    if out_path is None:
+        click.echo(text, nl=False)
+        return
+    from gate.files import atomic_write_text
+
+    atomic_write_text(out_path, text)
+    click.echo(f"wrote {out_path}", err=True)
 
 
 @main.command()
 @click.argument("result_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["md"]), default="md", show_default=True)
+@click.option("--format", "fmt", type=_FORMAT, default="md", show_default=True, help=_FORMAT_HELP)
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_OUT_HELP)
 @handles_errors
-def report(result_path: Path, fmt: str) -> None:
-    """Render a saved result.json as a report on stdout. Example: gate report gate-out/result.json"""
-    from gate.errors import BadInputError
-    from gate.report import render_markdown
+def report(result_path: Path, fmt: ReportFormat, out_path: Path | None) -> None:
+    """Render a saved result.json as a report. Nothing is recomputed.
 
-    try:
-        data = json.loads(result_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInputError(f"{result_path} is not a gate result.json ({exc}): pass the file `gate run` wrote") from None
-    click.echo(render_markdown(data), nl=False)
+    Example: gate report gate-out/result.json --format html --out signoff.html
+    """
+    from gate.api import report as render_report
+
+    _emit(render_report(result_path, fmt), out_path)
+
+
+@main.command()
+@click.argument("a_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("b_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=_FORMAT, default="md", show_default=True, help=_FORMAT_HELP)
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_OUT_HELP)
+@handles_errors
+def compare(a_path: Path, b_path: Path, fmt: ReportFormat, out_path: Path | None) -> None:
+    """Show two checkpoints' results (same suite) side by side and which one to ship.
+
+    Example: gate compare a/result.json b/result.json --format html --out ab.html
+    """
+    from gate.api import compare as compare_results
+
+    _emit(compare_results(a_path, b_path, fmt), out_path)
+
+
+@main.command()
+@click.argument("result_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("junit_path", type=click.Path(path_type=Path, dir_okay=False))
+@handles_errors
+def junit(result_path: Path, junit_path: Path) -> None:
+    """Write a saved result.json as JUnit XML, one test case per task.
+
+    Example: gate junit gate-out/result.json gate-out/junit.xml
+    """
+    from gate.report.junit import write_junit
+    from gate.result import load_result
+
+    click.echo(f"wrote {write_junit(load_result(result_path), junit_path)}", err=True)

@@ -39,7 +39,7 @@ class SuiteError(BadInputError):
     """A suite, task or mirror file is missing or malformed."""
 
 
-class RuntimeFault(GateError):
+class RunError(GateError):
     """Loading or evaluating a model failed at run time."""
 
     exit_code = ExitCode.RUNTIME

@@ -114,25 +114,33 @@ def _builtin(alias: str) -> ResolvedModel:
     module, gguf = BUILTIN_ALIASES[alias]
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelRefError(
-            f"the built-in model '{alias}' needs the package {module}: {_INSTALL_HINT[module]}"
-        )
+        raise ModelRefError(f"the built-in model '{alias}' needs the package {module}: {_INSTALL_HINT[module]}")
     folder = Path(next(iter(spec.submodule_search_locations)))
     weights = (folder / gguf,)
     if not weights[0].is_file():
         raise ModelRefError(f"the built-in model '{alias}' is missing {weights[0]}: {_INSTALL_HINT[module]}")
     fingerprint, hashes = _fingerprint(weights)
     return ResolvedModel(
-        reference=alias, kind="alias", pretrained=str(folder), gguf_file=gguf,
-        weight_files=weights, fingerprint=fingerprint, weight_sha256=hashes,
+        reference=alias,
+        kind="alias",
+        pretrained=str(folder),
+        gguf_file=gguf,
+        weight_files=weights,
+        fingerprint=fingerprint,
+        weight_sha256=hashes,
     )
 
 
 def _gguf(path: Path, reference: str) -> ResolvedModel:
     fingerprint, hashes = _fingerprint((path,))
     return ResolvedModel(
-        reference=reference, kind="gguf", pretrained=str(path.parent.resolve()), gguf_file=path.name,
-        weight_files=(path,), fingerprint=fingerprint, weight_sha256=hashes,
+        reference=reference,
+        kind="gguf",
+        pretrained=str(path.parent.resolve()),
+        gguf_file=path.name,
+        weight_files=(path,),
+        fingerprint=fingerprint,
+        weight_sha256=hashes,
     )
 
 
@@ -146,7 +154,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _adapter(folder: Path, reference: str, base: ResolvedModel | None, **options: bool) -> ResolvedModel:
+def _adapter(
+    folder: Path, reference: str, base: ResolvedModel | None, *, allow_pickle: bool, trust_remote_code: bool
+) -> ResolvedModel:
     adapter_config = _read_json(folder / "adapter_config.json")
     declared = adapter_config.get("base_model_name_or_path")
     if base is None:
@@ -154,15 +164,22 @@ def _adapter(folder: Path, reference: str, base: ResolvedModel | None, **options
             raise ModelRefError(
                 f"{folder}/adapter_config.json names no base_model_name_or_path: pass the base with --base"
             )
-        base = resolve_model(str(declared), **options)
+        base = resolve_model(str(declared), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     if base.kind == "adapter":
         raise ModelRefError(f"the base of adapter {reference} is itself an adapter: merge it or pass --base")
-    weights = _weights(folder, "adapter_model", options["allow_pickle"])
+    weights = _weights(folder, "adapter_model", allow_pickle)
     fingerprint, hashes = _fingerprint(weights, extra=base.fingerprint)
     return ResolvedModel(
-        reference=reference, kind="adapter", pretrained=base.pretrained, gguf_file=base.gguf_file,
-        peft=str(folder.resolve()), revision=base.revision, base=base,
-        weight_files=weights, fingerprint=fingerprint, weight_sha256=hashes,
+        reference=reference,
+        kind="adapter",
+        pretrained=base.pretrained,
+        gguf_file=base.gguf_file,
+        peft=str(folder.resolve()),
+        revision=base.revision,
+        base=base,
+        weight_files=weights,
+        fingerprint=fingerprint,
+        weight_sha256=hashes,
     )
 
 
@@ -176,8 +193,12 @@ def _hf_folder(folder: Path, reference: str, trust_remote_code: bool, allow_pick
     weights = _weights(folder, "", allow_pickle)
     fingerprint, hashes = _fingerprint(weights)
     return ResolvedModel(
-        reference=reference, kind="hf-folder", pretrained=str(folder.resolve()),
-        weight_files=weights, fingerprint=fingerprint, weight_sha256=hashes,
+        reference=reference,
+        kind="hf-folder",
+        pretrained=str(folder.resolve()),
+        weight_files=weights,
+        fingerprint=fingerprint,
+        weight_sha256=hashes,
     )
 
 
@@ -209,7 +230,10 @@ def _hub(repo_id: str) -> ResolvedModel:
             ) from None
     identity = f"hub:{repo_id}@{revision or 'cached'}"
     return ResolvedModel(
-        reference=repo_id, kind="hub", pretrained=repo_id, revision=revision,
+        reference=repo_id,
+        kind="hub",
+        pretrained=repo_id,
+        revision=revision,
         fingerprint="sha256:" + hashlib.sha256(identity.encode()).hexdigest()[:16],
     )
 
@@ -225,7 +249,6 @@ def resolve_model(
     if reference in BUILTIN_ALIASES:
         return _builtin(reference)
     path = Path(reference).expanduser()
-    options = {"allow_pickle": allow_pickle, "trust_remote_code": trust_remote_code}
     if path.is_file():
         if path.suffix == ".gguf":
             return _gguf(path, reference)
@@ -234,7 +257,7 @@ def resolve_model(
         )
     if path.is_dir():
         if (path / "adapter_config.json").is_file():
-            return _adapter(path, reference, base, **options)
+            return _adapter(path, reference, base, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
         if (path / "config.json").is_file():
             return _hf_folder(path, reference, trust_remote_code, allow_pickle)
         ggufs = sorted(path.glob("*.gguf"))

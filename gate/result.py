@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+from gate.errors import BadInputError
 
 SCHEMA_VERSION = "1.0"
 PROVENANCE_PACKAGES = ("sft-gate", "lm_eval", "transformers", "torch", "peft", "numpy", "scipy")
@@ -57,6 +61,8 @@ class TaskResult:
     budget: float
     discordance: float
     detectable: float
+    certifiable: float
+    n_items: int
     method: str
     outcome: str
     right_to_wrong: int
@@ -94,6 +100,7 @@ class GateResult:
     composite: CompositeResult | None
     tasks: list[TaskResult]
     provenance: dict[str, Any]
+    drift: dict[str, Any] | None = None
     timing: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
@@ -117,3 +124,60 @@ def package_versions() -> dict[str, str]:
     versions["python"] = sys.version.split()[0]
     versions["platform"] = platform.platform()
     return versions
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux: platform.processor() below is the portable, vaguer answer
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def hardware(device: str) -> dict[str, Any]:
+    """The machine that produced the numbers: CPU model, cores, memory, and the torch device that scored."""
+    import torch
+
+    accelerator = "none"
+    if device == "cuda" and torch.cuda.is_available():
+        accelerator = torch.cuda.get_device_name(0)
+    elif device == "mps":
+        accelerator = "Apple MPS"
+    return {
+        "cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gib": _memory_gib(),
+        "torch_device": device, "accelerator": accelerator, "torch_threads": torch.get_num_threads(),
+    }
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    """Read a result.json back as data, refusing anything that is not a gate result of this schema version."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot read it ({exc.strerror}): pass the result.json `gate run` wrote") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInputError(f"{path} is not a gate result.json ({exc}): pass the file `gate run` wrote") from None
+    if not isinstance(data, dict):
+        raise BadInputError(f"{path} holds JSON but not a gate result: pass the result.json `gate run` wrote")
+    version = data.get("schema_version")
+    if not isinstance(version, str) or version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise BadInputError(
+            f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}: render it with the gate that wrote it"
+        )
+    required = [f.name for f in fields(GateResult) if f.default is MISSING and f.default_factory is MISSING]
+    missing = [name for name in required if name not in data]
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
+        missing.append("tasks (a list of task records)")
+    if missing:
+        raise BadInputError(f"{path} lacks {', '.join(missing)}: pass an unedited result.json written by `gate run`")
+    return data

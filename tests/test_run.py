@@ -19,8 +19,18 @@ def _run_cli(*args: str) -> tuple[int, str]:
 
 def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path, tiny_model: Path, tiny_suite: Path) -> None:
     out = tmp_path / "out"
-    code, output = _run_cli("--ckpt", str(tiny_model), "--base", str(tiny_model), "--suite", str(tiny_suite),
-                            "--data-dir", str(tiny_suite.parent / "mirror"), "--out", str(out))
+    code, output = _run_cli(
+        "--ckpt",
+        str(tiny_model),
+        "--base",
+        str(tiny_model),
+        "--suite",
+        str(tiny_suite),
+        "--data-dir",
+        str(tiny_suite.parent / "mirror"),
+        "--out",
+        str(out),
+    )
     assert code == ExitCode.OK, output
     assert "PASS: no regression beyond budget" in output
     result = json.loads((out / "result.json").read_text())
@@ -34,12 +44,18 @@ def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path, tiny_model:
     assert result["suite"]["fingerprint"] in report and result["checkpoint"]["fingerprint"] in report
 
 
-def test_two_runs_are_byte_identical_apart_from_timing(tmp_path: Path, tiny_model: Path, other_tiny_model: Path,
-                                                       tiny_suite: Path) -> None:
+def test_two_runs_are_byte_identical_apart_from_timing(
+    tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
+) -> None:
     texts = []
     for name in ("a", "b"):
-        run(str(other_tiny_model), base=str(tiny_model), suite=str(tiny_suite), out_dir=tmp_path / name,
-            data_dir=tiny_suite.parent / "mirror")
+        run(
+            str(other_tiny_model),
+            base=str(tiny_model),
+            suite=str(tiny_suite),
+            out_dir=tmp_path / name,
+            data_dir=tiny_suite.parent / "mirror",
+        )
         data = json.loads((tmp_path / name / "result.json").read_text())
         assert data["timing"]["seconds"]["total"] >= 0
         data.pop("timing")
@@ -54,8 +70,14 @@ def test_items_follow_the_seed_not_the_file_order(tmp_path: Path, tiny_model: Pa
     for seed in (1, 2):
         config = tmp_path / f"gate{seed}.yaml"
         config.write_text(f"seed: {seed}\n")
-        result = run(str(tiny_model), base=str(tiny_model), config=config, suite=str(tiny_suite), out_dir=None,
-                     data_dir=tiny_suite.parent / "mirror")
+        result = run(
+            str(tiny_model),
+            base=str(tiny_model),
+            config=config,
+            suite=str(tiny_suite),
+            out_dir=None,
+            data_dir=tiny_suite.parent / "mirror",
+        )
         ids[seed] = [int(item[0]) for item in result.tasks[0].items]
     assert ids[1] != ids[2] and ids[1] != list(range(24)) and len(set(ids[1])) == 24
 
@@ -63,8 +85,18 @@ def test_items_follow_the_seed_not_the_file_order(tmp_path: Path, tiny_model: Pa
 def test_missing_mirror_file_is_bad_input(tmp_path: Path, tiny_model: Path, tiny_suite: Path) -> None:
     empty = tmp_path / "empty-mirror"
     empty.mkdir()
-    code, output = _run_cli("--ckpt", str(tiny_model), "--base", str(tiny_model), "--suite", str(tiny_suite),
-                            "--data-dir", str(empty), "--out", str(tmp_path / "out"))
+    code, output = _run_cli(
+        "--ckpt",
+        str(tiny_model),
+        "--base",
+        str(tiny_model),
+        "--suite",
+        str(tiny_suite),
+        "--data-dir",
+        str(empty),
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert code == ExitCode.BAD_INPUT and "tiny_mc.jsonl" in output and "--data-dir" in output
     assert not (tmp_path / "out").exists()
 

@@ -5,17 +5,28 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~>])")
 _HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 ZERO_WIDTH_SPACE = "\u200b"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def clean_text(text: str, limit: int) -> str:
     """One line, printable characters only, at most `limit` characters (an ellipsis marks a cut)."""
     text = text.encode("utf-8", "replace").decode("utf-8", "replace")
     text = "".join(" " if unicodedata.category(ch)[0] in {"C", "Z"} else ch for ch in text)
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    return _cut(re.sub(r"\s+", " ", text).strip(), limit)
+
+
+def clean_block(text: str, limit: int) -> str:
+    """Like clean_text but keeps line breaks and tabs, for a block an HTML template escapes and wraps."""
+    text = text.encode("utf-8", "replace").decode("utf-8", "replace").replace("\r\n", "\n")
+    # Other control and format characters (bidi overrides, zero-width joiners) could disguise the text.
+    text = "".join(ch if ch in "\n\t" or unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    return _cut(text.strip("\n"), limit)
 
 
 def markdown_inline(text: str, limit: int = 120) -> str:

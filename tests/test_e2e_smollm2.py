@@ -1,0 +1,62 @@
+"""End to end on the real embedded SmolLM2-135M-Instruct: a real forgetful LoRA made here FAILs, the base PASSes."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from click.testing import CliRunner
+
+from gate.cli import main
+from gate.errors import ExitCode
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _examples() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_checkpoints", REPO / "examples" / "make_checkpoints.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def forgetful_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A narrow, high-learning-rate LoRA SFT of the embedded model, trained in this test session (~90 s)."""
+    return Path(_examples().make_checkpoint("forgetful", tmp_path_factory.mktemp("ckpt") / "forgetful"))
+
+
+def _gate(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", *args, "--out", str(out)])
+    assert result.exit_code in (0, 1), result.stdout + result.stderr
+    return result.exit_code, json.loads((out / "result.json").read_text()), (out / "report.md").read_text()
+
+
+def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> None:
+    code, result, report = _gate(tmp_path, "--ckpt", str(forgetful_adapter))
+    assert code == ExitCode.REGRESSION
+    assert result["verdict"] == "FAIL" and report.startswith("❌ **gate: FAIL**")
+    assert result["base"]["reference"] == "smollm2-135m-instruct"  # read from adapter_config.json
+    failed = {t["id"] for t in result["tasks"] if t["outcome"] == "FAIL"}
+    generative = {t["id"] for t in result["tasks"] if t["chat_template"]}
+    assert failed & generative, "format collapse must show in the generation tasks"
+    assert any(t["right_to_wrong"] > 0 and t["flipped"] for t in result["tasks"])
+    assert result["drift"]["kl_mean"] > 0.01
+
+
+def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path) -> None:
+    config = tmp_path / "gate.yaml"
+    config.write_text("max_items: 100\n")
+    code, result, _ = _gate(tmp_path, "--ckpt", "smollm2-135m-instruct", "--config", str(config))
+    assert code == ExitCode.OK and result["verdict"] == "PASS"
+    assert all(t["delta"] == 0 and t["right_to_wrong"] == 0 for t in result["tasks"])
+    assert all(b == c for t in result["tasks"] for _, b, c in t["items"])
+    assert result["drift"]["kl_mean"] == 0
