@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
+from helpers import chromium_render
 
 from gate.cli import main
 from gate.errors import ExitCode
@@ -41,7 +43,7 @@ def _gate(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
 
 
 def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> None:
-    code, result, report = _gate(tmp_path, "--ckpt", str(forgetful_adapter))
+    code, result, report = _gate(tmp_path, "--ckpt", str(forgetful_adapter), "--html")
     assert code == ExitCode.REGRESSION
     assert result["verdict"] == "FAIL" and report.startswith("❌ **gate: FAIL**")
     assert result["base"]["reference"] == "smollm2-135m-instruct"  # read from adapter_config.json
@@ -50,6 +52,10 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     assert failed & generative, "format collapse must show in the generation tasks"
     assert any(t["right_to_wrong"] > 0 and t["flipped"] for t in result["tasks"])
     assert result["drift"]["kl_mean"] > 0.01
+    if shutil.which("chromium"):  # the sign-off page, as a person sees it
+        png = tmp_path / "report.png"
+        text = chromium_render(tmp_path / "out" / "report.html", png)
+        assert "gate: FAIL" in text and png.stat().st_size > 30_000
 
 
 def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path) -> None:

@@ -1,5 +1,10 @@
-"""Views over result.json: markdown now, more formats in their own modules."""
+"""Views over result.json: markdown, self-contained HTML, and the comparison of two results."""
 
+from typing import Literal
+
+from gate.report.html import render_html
 from gate.report.markdown import render_markdown
 
-__all__ = ["render_markdown"]
+ReportFormat = Literal["md", "html"]
+
+__all__ = ["ReportFormat", "render_html", "render_markdown"]

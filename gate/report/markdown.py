@@ -12,7 +12,8 @@ ICONS = {"PASS": "✅", "FAIL": "❌", "WARN": "⚠️"}
 MAX_FLIPPED_PER_TASK = 5
 
 
-def _points(value: float, signed: bool = False) -> str:
+def points(value: float, signed: bool = False) -> str:
+    """A score, delta or budget in points with one decimal (the `pts` filter of every template)."""
     return f"{value:+.1f}" if signed else f"{value:.1f}"
 
 
@@ -21,13 +22,13 @@ def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("gate.report", "templates"),
         undefined=StrictUndefined,
-        autoescape=False,  # markdown: every untrusted string goes through the `md` filter instead
+        autoescape=False,  # noqa: S701 (markdown, not HTML: every untrusted string goes through the `md` filter)
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
     env.filters["md"] = markdown_inline
-    env.filters["pts"] = _points
+    env.filters["pts"] = points
     env.globals["icons"] = ICONS
     env.globals["max_flipped"] = MAX_FLIPPED_PER_TASK
     return env

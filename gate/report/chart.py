@@ -1,0 +1,149 @@
+"""The reports' chart, drawn with matplotlib as inline SVG: scores, and each delta's interval against its budget.
+
+A view over result.json: every number plotted is read from it, none is recomputed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+from gate.report.escape import clean_text
+
+OUTCOME_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700"}
+BASE_COLOUR, CKPT_COLOUR, BUDGET_COLOUR = "#8c959f", "#0969da", "#cf222e"
+SERIES_STYLES = (("#0969da", "o"), ("#8250df", "s"))
+BAND_COLOUR = "#f6f8fa"
+ROW_INCHES, WIDTH_INCHES = 0.42, 11.0
+_SVG_METADATA = {"Title": "gate: scores and deltas against budgets", "Date": None, "Creator": None,
+                 "Format": None, "Type": None}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One checkpoint's deltas on the chart's rows (None where it has no such task)."""
+
+    name: str
+    rows: Sequence[dict[str, Any] | None]
+
+
+def chart_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tasks grouped by capability, then the composite (which has a delta but no scores) as its own row."""
+    rows = sorted(result["tasks"], key=lambda task: (task["capability"], task["id"]))
+    if result["composite"] is not None:
+        rows.append({**result["composite"], "id": "composite", "capability": "all tasks"})
+    return rows
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{clean_text(str(row['capability']), 24)} · {clean_text(str(row['id']), 32)}"
+
+
+def _shade_capabilities(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Alternate a light band behind each run of rows that share a capability."""
+    start, shaded = 0, False
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i]["capability"] != rows[start]["capability"]:
+            if shaded:
+                ax.axhspan(start - 0.5, i - 0.5, color=BAND_COLOUR, zorder=0)
+            start, shaded = i, not shaded
+
+
+def _delta_panel(ax: Any, rows: Sequence[dict[str, Any]], series: Sequence[Series], by_outcome: bool) -> None:
+    """Each delta as a point with its interval as a whisker, the budget as a red tick at -B, zero dashed."""
+    _shade_capabilities(ax, rows)
+    ax.axvline(0, color="#57606a", linestyle="--", linewidth=0.8, zorder=1)
+    offsets = [0.0] if len(series) == 1 else [-0.17, 0.17]
+    limits = [0.0]
+    for i, row in enumerate(rows):
+        ax.vlines(-row["budget"], i - 0.42, i + 0.42, color=BUDGET_COLOUR, linewidth=2.2, zorder=2)
+        limits.append(-row["budget"])
+    for (colour, marker), offset, one in zip(SERIES_STYLES, offsets, series, strict=False):
+        for i, entry in enumerate(one.rows):
+            if entry is None:
+                continue
+            shade = OUTCOME_COLOURS.get(entry["outcome"], "#24292f") if by_outcome else colour
+            ax.hlines(i + offset, entry["lower"], entry["upper"], color=shade, linewidth=2.0, zorder=3)
+            ax.plot(entry["delta"], i + offset, marker=marker, color=shade, markersize=6, zorder=4)
+            limits += [entry["lower"], entry["upper"]]
+    span = max(limits) - min(limits) or 1.0
+    ax.set_xlim(max(min(limits) - 0.06 * span, -100.0), min(max(limits) + 0.06 * span, 100.0))
+    ax.set_xlabel("Δ checkpoint − base (points), interval as whisker; red tick: −budget")
+    ax.set_yticks(range(len(rows)), [_label(row) for row in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.grid(axis="x", color="#d0d7de", linewidth=0.5)
+
+
+def _scores_panel(ax: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """Base and checkpoint score per task as paired horizontal bars."""
+    _shade_capabilities(ax, rows)
+    for i, row in enumerate(rows):
+        if "base_score" not in row:
+            ax.text(2, i, "weighted mean of the task deltas", va="center", color="#57606a", style="italic")
+            continue
+        ax.barh(i - 0.19, row["base_score"], height=0.36, color=BASE_COLOUR, zorder=2)
+        ax.barh(i + 0.19, row["ckpt_score"], height=0.36, color=CKPT_COLOUR, zorder=2)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("score (%)")
+    ax.set_yticks(range(len(rows)), [_label(row) for row in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.grid(axis="x", color="#d0d7de", linewidth=0.5)
+
+
+def _legend_handles(series: Sequence[Series] | None) -> list[Any]:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    budget = Line2D([], [], color=BUDGET_COLOUR, linewidth=2.2, label="−budget")
+    if series is None:
+        return [
+            Patch(color=BASE_COLOUR, label="base"), Patch(color=CKPT_COLOUR, label="checkpoint"), budget,
+            *(Line2D([], [], color=c, marker="o", label=f"Δ {name}") for name, c in OUTCOME_COLOURS.items()),
+        ]
+    styles = zip(SERIES_STYLES, series, strict=False)
+    return [budget, *(Line2D([], [], color=c, marker=m, label=one.name) for (c, m), one in styles)]
+
+
+def _style() -> AbstractContextManager[None]:
+    import matplotlib
+
+    # Text as glyph paths (no font needed to view it), no mathtext from `$` in task names, and a fixed salt
+    # for the SVG ids: the same result.json always gives the same bytes.
+    return matplotlib.rc_context(
+        {"svg.fonttype": "path", "svg.hashsalt": "gate", "text.parse_math": False, "font.size": 9}
+    )
+
+
+def _svg(figure: Any) -> str:
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata=_SVG_METADATA)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def report_chart(result: dict[str, Any]) -> str:
+    """The sign-off chart of one result: scores on the left, deltas against budgets on the right."""
+    from matplotlib.figure import Figure
+
+    rows = chart_rows(result)
+    with _style():
+        figure = Figure(figsize=(WIDTH_INCHES, ROW_INCHES * len(rows) + 1.6), layout="constrained")
+        scores, deltas = figure.subplots(1, 2, sharey=True, width_ratios=(2, 3))
+        _scores_panel(scores, rows)
+        _delta_panel(deltas, rows, [Series("checkpoint", rows)], by_outcome=True)
+        figure.legend(handles=_legend_handles(None), loc="outside lower center", ncol=6, frameon=False)
+        return _svg(figure)
+
+
+def compare_chart(rows: Sequence[dict[str, Any]], series: Sequence[Series]) -> str:
+    """Two checkpoints' deltas on shared rows (tasks and composite), each row with its budget."""
+    from matplotlib.figure import Figure
+
+    with _style():
+        figure = Figure(figsize=(WIDTH_INCHES, ROW_INCHES * 1.4 * len(rows) + 1.6), layout="constrained")
+        _delta_panel(figure.subplots(), rows, series, by_outcome=False)
+        figure.legend(handles=_legend_handles(series), loc="outside lower center", ncol=3, frameon=False)
+        return _svg(figure)
