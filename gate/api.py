@@ -11,11 +11,10 @@ from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from gate.config import GateConfig, load_config
 from gate.drift import Drift, measure_drift
 from gate.errors import BadInputError, ConfigError, ExitCode
+from gate.evaluate import Evaluation, evaluate_fixed, evaluate_sequential
 from gate.files import atomic_write_text
 from gate.models import ResolvedModel, resolve_model
 from gate.report import ReportFormat, render_html, render_markdown
@@ -30,9 +29,10 @@ from gate.result import (
     load_result,
     package_versions,
 )
-from gate.runner import ModelPair, PairedTask, ScoringSettings, pair_scores
+from gate.runner import ModelPair, PairedTask, ScoringSettings
+from gate.sequential import SequentialPolicy
 from gate.suites import PreparedTask, Suite, load_suite, prepare_tasks, suite_fingerprint
-from gate.verdict import Outcome, Policy, TaskDecision, TaskEvidence, Verdict, decide
+from gate.verdict import Outcome, Policy, TaskDecision
 
 log = logging.getLogger("gate")
 FLIPPED_KEPT = 20
@@ -55,25 +55,7 @@ def _check_task_keys(config: GateConfig, suite: Suite) -> None:
                 )
 
 
-def _evidence(paired: Sequence[PairedTask], budgets: dict[str, float]) -> list[TaskEvidence]:
-    evidence = []
-    for task in paired:
-        clusters = None
-        if task.task.spec.cluster_field:
-            clusters = np.array([item.cluster or str(item.doc_id) for item in task.items])
-        evidence.append(
-            TaskEvidence(
-                name=task.task.spec.id,
-                base=np.array([item.base_score for item in task.items], dtype=float),
-                ckpt=np.array([item.ckpt_score for item in task.items], dtype=float),
-                budget=budgets[task.task.spec.id],
-                clusters=clusters,
-            )
-        )
-    return evidence
-
-
-def _task_result(task: PairedTask, decision: TaskDecision) -> TaskResult:
+def _task_result(task: PairedTask, decision: TaskDecision, reason: str, planned: int) -> TaskResult:
     spec = task.task.spec
     lost = [item for item in task.items if item.base_score > item.ckpt_score]
     gained = [item for item in task.items if item.base_score < item.ckpt_score]
@@ -98,6 +80,8 @@ def _task_result(task: PairedTask, decision: TaskDecision) -> TaskResult:
         detectable=decision.detectable,
         certifiable=decision.certifiable,
         n_items=decision.n_items,
+        planned=planned,
+        stop_reason=reason,
         method=decision.method,
         outcome=decision.outcome.value,
         right_to_wrong=len(lost),
@@ -110,17 +94,17 @@ def _task_result(task: PairedTask, decision: TaskDecision) -> TaskResult:
     )
 
 
-def _summary(verdict: Verdict) -> str:
+def _summary(evaluation: Evaluation) -> str:
     def listed(decisions: list[TaskDecision]) -> str:
         return ", ".join(f"{d.name} ({d.delta:+.1f} pts, budget {d.budget:g})" for d in decisions)
 
-    decisions = list(verdict.tasks) + ([verdict.composite] if verdict.composite else [])
+    decisions = list(evaluation.decisions.values()) + ([evaluation.composite] if evaluation.composite else [])
     failed = [d for d in decisions if d.outcome is Outcome.FAIL]
     undecided = [d for d in decisions if d.outcome is Outcome.WARN]
-    if verdict.outcome is Outcome.FAIL:
+    if evaluation.outcome is Outcome.FAIL:
         return f"regression beyond budget demonstrated on {listed(failed)}"
-    if verdict.outcome is Outcome.PASS:
-        return f"no regression beyond budget on any of {len(verdict.tasks)} tasks or the composite"
+    if evaluation.outcome is Outcome.PASS:
+        return f"no regression beyond budget on any of {len(evaluation.decisions)} tasks or the composite"
     return f"undecided on {listed(undecided)}: more items or a wider budget would decide"
 
 
@@ -133,8 +117,7 @@ def exit_code_for(verdict: str, warn_blocks: bool) -> ExitCode:
 
 def build_result(
     *,
-    verdict: Verdict,
-    paired: Sequence[PairedTask],
+    evaluation: Evaluation,
     suite: Suite,
     tasks: Sequence[PreparedTask],
     checkpoint: ResolvedModel,
@@ -144,18 +127,17 @@ def build_result(
     drift: Drift | None,
     timing: dict[str, object],
 ) -> GateResult:
-    """Assemble the result record from the verdict and the paired items."""
-    by_name = {d.name: d for d in verdict.tasks}
+    """Assemble the result record from the evaluation."""
     composite = None
-    if verdict.composite is not None:
-        c = verdict.composite
+    if evaluation.composite is not None:
+        c = evaluation.composite
         composite = CompositeResult(c.delta, c.lower, c.upper, c.p_fail, c.p_fail_adjusted, c.budget, c.outcome.value)
-    code = exit_code_for(verdict.outcome.value, config.warn_blocks)
+    code = exit_code_for(evaluation.outcome.value, config.warn_blocks)
     return GateResult(
-        verdict=verdict.outcome.value,
+        verdict=evaluation.outcome.value,
         blocking=code is ExitCode.REGRESSION,
         exit_code=int(code),
-        summary=_summary(verdict),
+        summary=_summary(evaluation),
         checkpoint=_model_info(checkpoint),
         base=_model_info(base),
         suite={
@@ -164,10 +146,18 @@ def build_result(
             "description": suite.description,
             "fingerprint": suite_fingerprint(suite, list(tasks)),
         },
-        policy=asdict(verdict.policy),
+        policy=evaluation.policy,
         settings={**asdict(settings), "seed": config.seed},
         composite=composite,
-        tasks=[_task_result(task, by_name[task.task.spec.id]) for task in paired],
+        tasks=[
+            _task_result(
+                task,
+                evaluation.decisions[task.task.spec.id],
+                evaluation.reasons[task.task.spec.id],
+                evaluation.planned[task.task.spec.id],
+            )
+            for task in evaluation.paired
+        ],
         provenance={
             "versions": package_versions(),
             "hardware": hardware(settings.device),
@@ -263,36 +253,39 @@ def run(
         batch_size=gate_config.batch_size,
         trust_remote_code=gate_config.trust_remote_code,
     )
+    budgets = {spec.id: gate_config.budgets.get(spec.id, spec.budget) for spec in the_suite.tasks}
+    composite_budget = gate_config.composite_budget or the_suite.composite_budget
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    all_items = {task.spec.id: task.doc_ids for task in tasks}
     with ModelPair(base_model, checkpoint, settings) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        base_scores = models.score("base", tasks, all_items, progress)
-        seconds["base"] = round(time.monotonic() - t0, 1)
-        t0 = time.monotonic()
-        ckpt_scores = models.score("checkpoint", tasks, all_items, progress)
-        seconds["checkpoint"] = round(time.monotonic() - t0, 1)
+        if gate_config.mode == "fixed":
+            policy = Policy(
+                alpha_fail=gate_config.alpha.fail,
+                alpha_pass=gate_config.alpha.pass_,
+                composite_budget=composite_budget,
+                method=gate_config.method,
+            )
+            evaluation = evaluate_fixed(models, tasks, budgets, policy, progress)
+        else:
+            sequential = SequentialPolicy(
+                alpha_fail=gate_config.alpha.fail,
+                alpha_pass=gate_config.alpha.pass_,
+                composite_budget=composite_budget,
+                smoke_items=gate_config.smoke_items,
+                catastrophic_drop=gate_config.catastrophic_drop,
+            )
+            evaluation = evaluate_sequential(models, tasks, budgets, sequential, progress)
+        seconds["scoring"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         drift = measure_drift(
             functools.partial(models.token_logprobs, "base"), functools.partial(models.token_logprobs, "checkpoint")
         )
         seconds["drift"] = round(time.monotonic() - t0, 1)
-    paired = pair_scores(tasks, base_scores, ckpt_scores)
-
-    budgets = {spec.id: gate_config.budgets.get(spec.id, spec.budget) for spec in the_suite.tasks}
-    policy = Policy(
-        alpha_fail=gate_config.alpha.fail,
-        alpha_pass=gate_config.alpha.pass_,
-        composite_budget=gate_config.composite_budget or the_suite.composite_budget,
-        method=gate_config.method,
-    )
-    verdict = decide(_evidence(paired, budgets), policy)
     seconds["total"] = round(time.monotonic() - clock, 1)
     result = build_result(
-        verdict=verdict,
-        paired=paired,
+        evaluation=evaluation,
         suite=the_suite,
         tasks=tasks,
         checkpoint=checkpoint,
@@ -300,7 +293,7 @@ def run(
         config=gate_config,
         settings=settings,
         drift=drift,
-        timing={"started": started, "finished": _now(), "seconds": seconds},
+        timing={"started": started, "finished": _now(), "seconds": seconds, "looks": evaluation.looks},
     )
     if out_dir is not None:
         write_outputs(result, out_dir, html=html)

@@ -36,7 +36,10 @@ class GateConfig(_Strict):
     data_dir: str | None = None
     seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 1234
     alpha: Alphas = Alphas()
+    mode: Literal["sequential", "fixed"] = "sequential"
     method: Literal["tango", "wald"] = "tango"
+    smoke_items: Annotated[int, Field(ge=1, le=100_000)] = 200
+    catastrophic_drop: Points = 10.0
     warn_blocks: bool = False
     composite_budget: Points | None = None
     budgets: dict[str, Points] = {}

@@ -63,6 +63,8 @@ class TaskResult:
     detectable: float
     certifiable: float
     n_items: int
+    planned: int
+    stop_reason: str
     method: str
     outcome: str
     right_to_wrong: int

@@ -244,16 +244,21 @@ def tango_required_items(budget_points: float, discordance: float, alpha: float,
     (PASS 94.7% and 93.5% there instead of 95%). At r = 0 this is the n where identical scores' bound
     z^2/(n + z^2) clears the budget.
     """
+    _check_open_unit("alpha", alpha, 0.5)
+    return max(1, math.ceil(_pass_units(float(stats.norm.isf(alpha)), budget_points, discordance, power)))
+
+
+def _pass_units(critical: float, budget_points: float, discordance: float, power: float) -> float:
+    """(critical sqrt(v0) + z_power sqrt(r))^2 / B^2 unrounded: units for a test that standardises by Tango's
+    null variance v0 at Delta = -B, and rejects beyond `critical` standard errors, to PASS Delta = 0."""
     if not 0.0 < budget_points < 100.0 or not 0.0 <= discordance <= 1.0:
         raise ValueError("budget_points must be in (0, 100) and discordance in [0, 1]")
-    _check_open_unit("alpha", alpha, 0.5)
     _check_open_unit("power", power)
     margin = budget_points / 100.0
     half = np.array(discordance / 2.0)
     null_variance = float(_tango_null_variance(half, half, np.array(1.0), np.array(-margin)))
-    z_alpha, z_power = float(stats.norm.isf(alpha)), float(stats.norm.ppf(power))
-    spread = z_alpha * math.sqrt(null_variance) + z_power * math.sqrt(discordance)
-    return max(1, math.ceil((spread / margin) ** 2))
+    spread = critical * math.sqrt(null_variance) + float(stats.norm.ppf(power)) * math.sqrt(discordance)
+    return float((spread / margin) ** 2)
 
 
 def certifiable_budget(n: int, discordance: float, alpha: float, power: float) -> float:
@@ -509,24 +514,57 @@ class ConfidenceSequence:
 
 
 def sequence_required_units(
-    effect_points: float, discordance: float, alpha: float, power: float, method: SequenceMethod
+    budget_points: float, discordance: float, alpha: float, power: float, method: SequenceMethod
 ) -> int:
-    """Units a sequence tuned at them needs to clear a margin `effect_points` away with `power` at its last look.
+    """Units for a sequence tuned at them to FAIL a checkpoint at Delta = -2B with `power` by its last look.
 
-    n = (h + z_power)^2 r / effect^2, h being sequence_critical_value: the fixed-n formula with z_{1-alpha}
-    replaced by the sequence's critical value. Conservative: earlier looks add chances to decide.
+    n = (h + z_power)^2 r / B^2, h being sequence_critical_value: required_items with z_{1-alpha} replaced by
+    the sequence's critical value. Conservative twice over: below the margin the variances the sequence meets
+    (the truth's, and Tango's restricted one at -B) are at most r, and earlier looks add chances to decide.
     """
-    if effect_points <= 0.0 or discordance < 0.0:
-        raise ValueError("effect_points must be positive and discordance non-negative")
+    if budget_points <= 0.0 or discordance < 0.0:
+        raise ValueError("budget_points must be positive and discordance non-negative")
     _check_open_unit("power", power)
     spread = sequence_critical_value(method, alpha) + float(stats.norm.ppf(power))
-    return max(1, math.ceil(spread**2 * discordance / (effect_points / 100.0) ** 2))
+    return max(1, math.ceil(spread**2 * discordance / (budget_points / 100.0) ** 2))
 
 
-def sequence_margin(n: int, discordance: float, alpha: float, power: float, method: SequenceMethod) -> float:
-    """Points the truth must clear a margin by for a sequence tuned at n units to cross it with `power` by n."""
+def sequence_pass_units(
+    budget_points: float, discordance: float, alpha: float, power: float, method: SequenceMethod
+) -> int:
+    """Units for a sequence tuned at them to PASS a checkpoint at Delta = 0 with `power` by its last look.
+
+    tango_required_items with z_{1-alpha} replaced by the sequence's critical value: the normal mixture
+    standardises paired 0/1 units by Tango's null variance v0, which exceeds r where B is not small against r
+    (r = 0.05, B = 5 points: the first-order plan PASSes 94.5% of benign checkpoints instead of 95%).
+    """
+    return max(1, math.ceil(_pass_units(sequence_critical_value(method, alpha), budget_points, discordance, power)))
+
+
+def sequence_certifiable(n: int, discordance: float, alpha: float, power: float, method: SequenceMethod) -> float:
+    """Smallest budget (points) a sequence tuned at n units PASSes with `power` by n when Delta = 0 (at most 100)."""
+    if n < 1 or not 0.0 <= discordance <= 1.0:
+        raise ValueError("n must be at least 1 and discordance in [0, 1]")
+    critical = sequence_critical_value(method, alpha)
+
+    def excess(budget_points: float) -> float:
+        return math.log(_pass_units(critical, budget_points, discordance, power) / n)
+
+    widest = 100.0 - 1e-6
+    if excess(widest) > 0.0:
+        return 100.0
+    return float(optimize.brentq(excess, 1e-6, widest, xtol=1e-9))
+
+
+def sequence_detectable(
+    n: int, discordance: float, alpha: float, power: float, budget: float, method: SequenceMethod
+) -> float:
+    """Smallest true drop (points, positive) a sequence tuned at n units FAILs with `power` by n against budget.
+
+    budget + (h + z_power) sqrt(r / n) in points: sequence_required_units solved for the drop (conservative).
+    """
     if n < 1 or discordance < 0.0:
         raise ValueError("n must be at least 1 and discordance non-negative")
     _check_open_unit("power", power)
     spread = sequence_critical_value(method, alpha) + float(stats.norm.ppf(power))
-    return spread * 100.0 * math.sqrt(discordance / n)
+    return budget + spread * 100.0 * math.sqrt(discordance / n)

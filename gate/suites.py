@@ -95,6 +95,7 @@ class PreparedTask:
     doc_ids: tuple[int, ...]
     pool_size: int
     fingerprint: str
+    clusters: tuple[str, ...] | None = None
 
 
 def suites_root() -> Path:
@@ -266,6 +267,15 @@ def _seeded_order(pool_size: int, cap: int, seed: int, task_id: str, strata: lis
     return tuple(int(i) for i in order[:cap])
 
 
+def _cluster_contiguous(doc_ids: tuple[int, ...], labels: list[str]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Keep the seeded order but stream each cluster's items together, clusters in order of first appearance."""
+    by_cluster: dict[str, list[int]] = {}
+    for doc_id, label in zip(doc_ids, labels, strict=True):
+        by_cluster.setdefault(label, []).append(doc_id)
+    ordered = [(doc_id, label) for label, members in by_cluster.items() for doc_id in members]
+    return tuple(d for d, _ in ordered), tuple(label for _, label in ordered)
+
+
 def _canonical(value: Any) -> Any:
     if callable(value):
         try:
@@ -316,7 +326,11 @@ def prepare_tasks(
         cap = min(x for x in ((caps or {}).get(spec.id), max_items, spec.items) if x is not None)
         strata = [str(doc[spec.stratify_field]) for doc in docs] if spec.stratify_field else None
         doc_ids = _seeded_order(len(docs), cap, seed, spec.id, strata)
-        prepared.append(PreparedTask(spec, config, doc_ids, len(docs), _fingerprint_task(task, spec, doc_ids)))
+        clusters = None
+        if spec.cluster_field:
+            doc_ids, clusters = _cluster_contiguous(doc_ids, [str(docs[i][spec.cluster_field]) for i in doc_ids])
+        fingerprint = _fingerprint_task(task, spec, doc_ids)
+        prepared.append(PreparedTask(spec, config, doc_ids, len(docs), fingerprint, clusters))
     return prepared
 
 

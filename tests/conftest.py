@@ -96,7 +96,7 @@ tasks:
     config: tiny_mc.yaml
     capability: knowledge
     metric: acc
-    items: 24
+    items: 40
     budget: 20.0
     data: {file: tiny_mc.jsonl, split: test}
 """

@@ -37,7 +37,7 @@ def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path, tiny_model:
     assert result["verdict"] == "PASS" and result["exit_code"] == 0 and result["schema_version"]
     for task in result["tasks"]:
         assert task["delta"] == 0 and task["discordance"] == 0 and task["right_to_wrong"] == 0
-        assert task["n"] == 24 and len(task["items"]) == 24
+        assert task["n"] == 40 and len(task["items"]) == 40
         assert all(b == c for _, b, c in task["items"])
     report = (out / "report.md").read_text()
     assert report.splitlines()[0].startswith("✅ **gate: PASS**")
@@ -79,7 +79,7 @@ def test_items_follow_the_seed_not_the_file_order(tmp_path: Path, tiny_model: Pa
             data_dir=tiny_suite.parent / "mirror",
         )
         ids[seed] = [int(item[0]) for item in result.tasks[0].items]
-    assert ids[1] != ids[2] and ids[1] != list(range(24)) and len(set(ids[1])) == 24
+    assert ids[1] != ids[2] and ids[1] != list(range(40)) and len(set(ids[1])) == 40
 
 
 def test_missing_mirror_file_is_bad_input(tmp_path: Path, tiny_model: Path, tiny_suite: Path) -> None:

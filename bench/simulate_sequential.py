@@ -1,0 +1,279 @@
+"""Simulated outcome rates and item counts of gate's sequential verdict against known ground truth.
+
+Every cell draws paired differences item by item, d = +1 with probability (r + delta)/2 and -1 with
+probability (r - delta)/2, so E[d] = delta and P(d != 0) = r, over a pool capped at the planned units of
+gate.sequential.plan (one task, composite off: the FAIL family is that task). The gate looks at the smoke
+stage's end (200 items) and then every 50 items, as the runner does, until a decision or the cap.
+
+The looks are replayed vectorised over replications with the package's confidence sequences (their running
+p-values are monotone, so each replication stops at the first look where one crosses its level); the first
+replications of every cell are replayed through gate.sequential.look itself and must agree.
+
+"/fixed" divides the average items used by the n of the fixed-n gate meeting the same targets (95% PASS at 0,
+90% FAIL at -2B, alpha_fail = 1%): max(Tango PASS plan, FAIL plan), as in bench/simulate_verdicts.py.
+"/matched" divides by the n of the fixed-n gate with the power the sequential gate reached (its PASS rate at
+0 and FAIL rate at -2B), the literal "fixed design of the same power". A second table repeats the cells on a
+small pool, which the betting sequence runs, and a third searches the smallest cap meeting the targets.
+For contrast only, the table also shows the REJECTED peeking rule "FAIL when a fixed-n paired z-test,
+re-run at every look, has p < alpha_fail", computed inline below: it exists nowhere in the package and must
+never be shipped.
+
+    python bench/simulate_sequential.py [--reps 4000] [--seed 7] [--no-search]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from gate.sequential import SequentialPolicy, SequentialVerdict, TaskPlan, look, plan
+from gate.stats import ConfidenceSequence, required_items, tango_required_items
+from gate.verdict import Outcome, TaskEvidence
+
+DISCORDANCES = (0.05, 0.1, 0.2)
+BUDGETS = (3.0, 5.0)
+LOOK_EVERY = 50
+CHUNK = 500  # replications simulated at once: bounds the memory of the (reps, items) arrays
+AGREEMENT_REPS = 20  # replications per cell replayed through gate.sequential.look
+SMALL_POOL, SMALL_POOL_BUDGET = 250, 5.0  # a task too small for its plan, which the betting sequence runs
+PASS, FAIL, WARN = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class CellResult:
+    outcome: np.ndarray  # PASS / FAIL / WARN per replication
+    items: np.ndarray  # items scored when the gate stopped
+    peeking_fail: np.ndarray  # the rejected peeking rule FAILed at some look
+
+
+def draw_differences(rng: np.random.Generator, reps: int, n: int, delta: float, r: float) -> np.ndarray:
+    """(reps, n) paired differences with E[d] = delta and P(d != 0) = r."""
+    u = rng.random((reps, n))
+    return np.where(u < (r + delta) / 2, 1.0, np.where(u < r, -1.0, 0.0))
+
+
+def look_points(policy: SequentialPolicy, cap: int) -> np.ndarray:
+    """Items at each look: the smoke stage's end, then every LOOK_EVERY items, and the cap."""
+    first = min(policy.smoke_items, cap)
+    return np.unique(np.append(np.arange(first, cap, LOOK_EVERY), cap))
+
+
+def first_look(crossed: np.ndarray, looks: np.ndarray) -> np.ndarray:
+    """Index of the first look at which a (monotone) crossing has happened; len(looks) if never."""
+    at_looks = crossed[:, looks - 1]
+    return np.where(at_looks.any(axis=1), at_looks.argmax(axis=1), looks.size)
+
+
+def peeking_fails(d: np.ndarray, looks: np.ndarray, budget: float, alpha: float) -> np.ndarray:
+    """REJECTED BASELINE: a fixed-n paired z-test of H0: delta >= -B re-run at every look. Never ship this."""
+    t = looks.astype(float)
+    sums = np.cumsum(d, axis=1)[:, looks - 1]
+    squares = np.cumsum(d**2, axis=1)[:, looks - 1]
+    means = sums / t
+    sd = np.sqrt(np.maximum(squares / t - means**2, 1e-12) * t / (t - 1))
+    p = stats.norm.cdf((means + budget / 100) / (sd / np.sqrt(t)))
+    return np.asarray((p < alpha).any(axis=1))
+
+
+def replay(d: np.ndarray, task: TaskPlan, policy: SequentialPolicy) -> CellResult:
+    """Outcome and items of every replication, vectorised: the decisions look() makes at each look."""
+    cap, margin = task.planned, task.budget / 100
+    looks = look_points(policy, cap)
+    start = min(policy.smoke_items, cap)
+    fail_alpha = policy.task_fail_alpha(1)
+    fail = ConfidenceSequence(task.method, "upper", fail_alpha, cap, start).p_values(d, -margin) < fail_alpha
+    passed = (
+        ConfidenceSequence(task.method, "lower", policy.alpha_pass, cap, start).p_values(d, -margin)
+        < policy.alpha_pass
+    )
+    smoke_alpha = policy.smoke_alpha(1)
+    smoke = ConfidenceSequence("betting", "upper", smoke_alpha, policy.smoke_items).p_values(
+        d[:, :start], -policy.catastrophic_drop / 100
+    )[:, -1] < smoke_alpha
+    fail |= smoke[:, None]
+    first_fail, first_pass = first_look(fail, looks), first_look(passed, looks)
+    stop = np.minimum(np.minimum(first_fail, first_pass), looks.size - 1)
+    outcome = np.where(first_fail <= first_pass, FAIL, PASS)
+    outcome = np.where(np.minimum(first_fail, first_pass) == looks.size, WARN, outcome)
+    return CellResult(outcome, looks[stop], peeking_fails(d, looks, task.budget, policy.alpha_fail))
+
+
+def simulate(
+    rng: np.random.Generator, reps: int, delta: float, r: float, task: TaskPlan, policy: SequentialPolicy
+) -> tuple[CellResult, np.ndarray]:
+    """Replay `reps` replications in chunks; also return the first chunk's differences for the agreement check."""
+    results, first = [], np.empty(0)
+    for done in range(0, reps, CHUNK):
+        d = draw_differences(rng, min(CHUNK, reps - done), task.planned, delta / 100, r)
+        first = d if done == 0 else first
+        results.append(replay(d, task, policy))
+    merged = CellResult(*(np.concatenate([getattr(c, f) for c in results]) for f in CellResult.__dataclass_fields__))
+    return merged, first
+
+
+def look_at(row: np.ndarray, n: int, task: TaskPlan, policy: SequentialPolicy) -> SequentialVerdict:
+    """gate.sequential.look on the first n items of one replication (0/1 scores rebuilt from d)."""
+    base, ckpt = (row[:n] < 0).astype(float), (row[:n] > 0).astype(float)
+    return look([TaskEvidence("t", base, ckpt, task.budget)], policy, {"t": task.planned}, {"t": n >= task.planned})
+
+
+def disagreements(d: np.ndarray, result: CellResult, task: TaskPlan, policy: SequentialPolicy) -> int:
+    """Replications whose replayed stop (outcome, items) differs from gate.sequential.look's."""
+    names = {PASS: Outcome.PASS, FAIL: Outcome.FAIL, WARN: Outcome.WARN}
+    looks = look_points(policy, task.planned)
+    bad = 0
+    for row, outcome, items in zip(d[:AGREEMENT_REPS], result.outcome, result.items, strict=False):
+        earlier = looks[looks < items]
+        still_pending = earlier.size == 0 or look_at(row, int(earlier[-1]), task, policy).pending
+        bad += look_at(row, int(items), task, policy).outcome is not names[int(outcome)] or not still_pending
+    return bad
+
+
+def matched_fixed_n(task: TaskPlan, pass_rate: float, fail_rate: float, policy: SequentialPolicy, reps: int) -> int:
+    """The fixed-n gate of the same power: PASS at 0 with pass_rate and FAIL at -2B with fail_rate.
+
+    Rates are clipped to [0.5, 1 - 1/(2 reps)]: a simulated 100% only says the power is beyond what reps resolve.
+    """
+    def clip(rate: float) -> float:
+        return min(max(rate, 0.5), 1.0 - 0.5 / reps)
+
+    r = task.discordance
+    return max(
+        tango_required_items(task.budget, r, policy.alpha_pass, clip(pass_rate)),
+        required_items(task.budget, r, policy.alpha_fail, clip(fail_rate)),
+    )
+
+
+@dataclass(frozen=True)
+class CapCheck:
+    cap: int
+    pass_rate: float  # PASS at delta = 0
+    fail_rate: float  # FAIL at delta = -2B; nan where -2B is infeasible (|-2B| > r)
+    items_at_zero: float
+    items_at_minus_2b: float  # nan where -2B is infeasible
+
+    def meets(self, policy: SequentialPolicy) -> bool:
+        return self.pass_rate >= policy.pass_power and not self.fail_rate < policy.fail_power
+
+
+def check_cap(seed: int, reps: int, task: TaskPlan, policy: SequentialPolicy, cap: int) -> CapCheck:
+    """PASS rate at 0 and FAIL rate at -2B with the pool capped at `cap` (common random numbers per seed)."""
+    capped = dataclasses.replace(task, planned=cap, method=policy.method(cap))
+    r = task.discordance
+    at_zero = simulate(np.random.default_rng(seed), reps, 0.0, r, capped, policy)[0]
+    if 2 * task.budget / 100 > r:
+        fail_rate, items = math.nan, math.nan
+    else:
+        at_minus_2b = simulate(np.random.default_rng(seed + 1), reps, -2 * task.budget, r, capped, policy)[0]
+        fail_rate, items = float(np.mean(at_minus_2b.outcome == FAIL)), float(at_minus_2b.items.mean())
+    return CapCheck(cap, float(np.mean(at_zero.outcome == PASS)), fail_rate, float(at_zero.items.mean()), items)
+
+
+def smallest_cap(seed: int, reps: int, task: TaskPlan, policy: SequentialPolicy) -> CapCheck:
+    """The smallest cap (a multiple of LOOK_EVERY) that PASSes 95% at 0 and FAILs 90% at -2B, by bisection."""
+    hi = check_cap(seed, reps, task, policy, LOOK_EVERY * math.ceil(task.planned / LOOK_EVERY))
+    lo = 0
+    while not hi.meets(policy):
+        lo, hi = hi.cap, check_cap(seed, reps, task, policy, 2 * hi.cap)
+    while hi.cap - lo > LOOK_EVERY:
+        mid = check_cap(seed, reps, task, policy, LOOK_EVERY * ((lo + hi.cap) // (2 * LOOK_EVERY)))
+        lo, hi = (lo, mid) if mid.meets(policy) else (mid.cap, hi)
+    return hi
+
+
+def percent(rate: float) -> str:
+    """A rate as a percentage, or n/a where the cell is infeasible (nan)."""
+    return "n/a" if math.isnan(rate) else f"{100 * rate:.1f}%"
+
+
+def report_group(rng: np.random.Generator, reps: int, task: TaskPlan, policy: SequentialPolicy) -> None:
+    """Simulate and print the rows of one (B, r, cap): delta = 0, +1, -B, -2B where feasible."""
+    budget, r = task.budget, task.discordance
+    rows = {}
+    for delta in (0.0, 1.0, -budget, -2 * budget):
+        if abs(delta) / 100 <= r:
+            result, first = simulate(rng, reps, delta, r, task, policy)
+            rows[delta] = (result, AGREEMENT_REPS - disagreements(first, result, task, policy))
+    fail_rate = float(np.mean(rows[-2 * budget][0].outcome == FAIL)) if -2 * budget in rows else policy.fail_power
+    matched = matched_fixed_n(task, float(np.mean(rows[0.0][0].outcome == PASS)), fail_rate, policy, reps)
+    print(
+        f"B = {budget:g}, r = {r:g}: {task.method}, cap {task.planned}, fixed n {task.fixed_n}, "
+        f"same-power fixed n {matched}"
+    )
+    for delta in (0.0, 1.0, -budget, -2 * budget):
+        label = f"{budget:3g} {r:5.2f} {delta:+6.1f} {task.planned:5d} | "
+        if delta not in rows:
+            print(label + "infeasible: |delta| > r")
+            continue
+        result, agree = rows[delta]
+        rates = [100 * np.mean(result.outcome == o) for o in (FAIL, PASS, WARN)]
+        avg = float(result.items.mean())
+        print(
+            f"{label}{rates[0]:5.2f}% {rates[1]:5.1f}% {rates[2]:5.1f}% | {avg:9.0f} {avg / task.fixed_n:6.2f} "
+            f"{avg / matched:8.2f} | {100 * result.peeking_fail.mean():11.2f}% | {agree:2d}/{AGREEMENT_REPS}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=4000, help="replications per cell (default 4000)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the random generator (default 7)")
+    parser.add_argument("--no-search", action="store_true", help="skip the search for the smallest sufficient cap")
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    started = time.monotonic()
+    print(
+        f"gate sequential verdict, one task, composite off, looks at 200 then every {LOOK_EVERY} items, "
+        f"{args.reps} reps per cell, seed {args.seed}"
+    )
+    print("targets: false FAIL <= 1% at delta = -B (far less at 0), FAIL >= 90% at -2B, PASS >= 95% at 0,")
+    print("         average items <= 60% of the fixed design in the clear cases (0, +1, -2B)\n")
+    header = (
+        f"{'B':>3} {'r':>5} {'delta':>6} {'cap':>5} | {'FAIL':>6} {'PASS':>6} {'WARN':>6} | {'avg items':>9} "
+        f"{'/fixed':>6} {'/matched':>8} | {'peeking FAIL':>12} | {'agree':>5}"
+    )
+    searched = []
+    print("pools capped at plan()'s planned units (normal mixture)")
+    print(header + "\n" + "-" * len(header))
+    for budget in BUDGETS:
+        for r in DISCORDANCES:
+            policy = SequentialPolicy(composite_budget=None, planning_discordance=r)
+            task = plan({"t": budget}, {"t": 100_000}, policy)[0]
+            report_group(rng, args.reps, task, policy)
+            if not args.no_search:
+                searched.append((task, smallest_cap(args.seed, args.reps, task, policy)))
+        print()
+    print(f"small pools of {SMALL_POOL} items (below small_task_items: the betting sequence)")
+    print(header + "\n" + "-" * len(header))
+    for r in DISCORDANCES:
+        policy = SequentialPolicy(composite_budget=None, planning_discordance=r)
+        report_group(rng, args.reps, plan({"t": SMALL_POOL_BUDGET}, {"t": SMALL_POOL}, policy)[0], policy)
+    print(
+        f"\nMonte-Carlo standard error: at most {100 * math.sqrt(0.25 / args.reps):.1f} points, "
+        f"{100 * math.sqrt(0.01 * 0.99 / args.reps):.2f} at 1%."
+    )
+    print("fixed: the fixed-n gate with the nominal targets; matched: the fixed-n gate with the simulated power.")
+    print("peeking = the REJECTED rule: a fixed-n z-test re-checked at every look, for contrast only.")
+    if searched:
+        print("\nplanned n: the smallest cap (a multiple of 50) simulated to PASS >= 95% at 0 and FAIL >= 90% at -2B")
+        print(
+            f"{'B':>3} {'r':>5} | {'fixed n':>7} {'plan()':>7} {'smallest':>8} {'/fixed':>6} | {'PASS@0':>6} "
+            f"{'FAIL@-2B':>8} | {'items@0/fixed':>13} {'items@-2B/fixed':>15}"
+        )
+        for task, found in searched:
+            print(
+                f"{task.budget:3g} {task.discordance:5.2f} | {task.fixed_n:7d} {task.planned:7d} {found.cap:8d} "
+                f"{found.cap / task.fixed_n:6.2f} | {100 * found.pass_rate:5.1f}% {percent(found.fail_rate):>8} | "
+                f"{found.items_at_zero / task.fixed_n:13.2f} {found.items_at_minus_2b / task.fixed_n:15.2f}"
+            )
+    print(f"({time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Which items get scored, and when the gate stops: the fixed-n design or the sequential, anytime-valid one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from gate.runner import ItemOutput, ModelPair, ModelScores, PairedTask, pair_scores
+from gate.sequential import Answers, SequentialPolicy, look, plan
+from gate.suites import PreparedTask
+from gate.verdict import Outcome, Policy, TaskDecision, TaskEvidence, decide
+
+ProgressHook = Callable[[str], None]
+# After the smoke stage, each look adds half again the items scored so far (at least this many): anytime-valid
+# bounds allow any schedule, and few looks keep lm-eval's per-call overhead small.
+MIN_STEP_ITEMS = 50
+STOPPED_BY_GATE = "not decided: the gate stopped at the first demonstrated FAIL"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The scored pairs, each task's decision and why it stopped, and the overall outcome."""
+
+    outcome: Outcome
+    paired: tuple[PairedTask, ...]
+    decisions: dict[str, TaskDecision]
+    composite: TaskDecision | None
+    reasons: dict[str, str]
+    planned: dict[str, int]
+    policy: dict[str, Any]
+    looks: int
+
+
+def evidence_of(paired: Sequence[PairedTask], budgets: Mapping[str, float]) -> list[TaskEvidence]:
+    """The statistics' view of paired items: score arrays, the budget, and cluster labels where a task has them."""
+    evidence = []
+    for task in paired:
+        clusters = None
+        if task.task.spec.cluster_field:
+            clusters = np.array([item.cluster or str(item.doc_id) for item in task.items])
+        evidence.append(
+            TaskEvidence(
+                name=task.task.spec.id,
+                base=np.array([item.base_score for item in task.items], dtype=float),
+                ckpt=np.array([item.ckpt_score for item in task.items], dtype=float),
+                budget=budgets[task.task.spec.id],
+                clusters=clusters,
+            )
+        )
+    return evidence
+
+
+def evaluate_fixed(
+    models: ModelPair,
+    tasks: Sequence[PreparedTask],
+    budgets: Mapping[str, float],
+    policy: Policy,
+    progress: ProgressHook | None = None,
+) -> Evaluation:
+    """Score every sampled item of every task on both models, then decide once (Tango or Wald, Holm)."""
+    items = {task.spec.id: task.doc_ids for task in tasks}
+    paired = pair_scores(
+        tasks, models.score("base", tasks, items, progress), models.score("checkpoint", tasks, items, progress)
+    )
+    verdict = decide(evidence_of(paired, budgets), policy)
+    return Evaluation(
+        outcome=verdict.outcome,
+        paired=tuple(paired),
+        decisions={d.name: d for d in verdict.tasks},
+        composite=verdict.composite,
+        reasons={task.spec.id: f"fixed-n: all {len(task.doc_ids)} sampled items" for task in tasks},
+        planned={task.spec.id: len(task.doc_ids) for task in tasks},
+        policy={"mode": "fixed", **asdict(policy), "correction": "Holm"},
+        looks=1,
+    )
+
+
+def _units(task: PreparedTask) -> list[int]:
+    """Item counts at which a whole unit (an item, or a cluster of items) ends."""
+    if task.clusters is None:
+        return list(range(1, len(task.doc_ids) + 1))
+    ends = [i for i in range(1, len(task.clusters)) if task.clusters[i] != task.clusters[i - 1]]
+    return [*ends, len(task.clusters)]
+
+
+def _next_stop(unit_ends: Sequence[int], scored: int, want: int, limit: int) -> int:
+    """The first unit boundary at or after scored + want, capped at the task's item limit."""
+    target = min(scored + want, limit)
+    return next(end for end in unit_ends if end >= target)
+
+
+class _Stream:
+    """Both models' outputs so far, per task, in the seeded order."""
+
+    def __init__(self, tasks: Sequence[PreparedTask]) -> None:
+        self.tasks = {task.spec.id: task for task in tasks}
+        self.base: dict[str, list[ItemOutput]] = {task_id: [] for task_id in self.tasks}
+        self.ckpt: dict[str, list[ItemOutput]] = {task_id: [] for task_id in self.tasks}
+        self.templates: dict[str, bool] = {}
+
+    def scored(self, task_id: str) -> int:
+        return len(self.base[task_id])
+
+    def extend(self, role_scores: ModelScores, into: dict[str, list[ItemOutput]]) -> None:
+        for task_id, outputs in role_scores.outputs.items():
+            into[task_id].extend(outputs)
+        self.templates.update(role_scores.chat_template)
+
+    def paired(self) -> list[PairedTask]:
+        started = [task for task_id, task in self.tasks.items() if self.base[task_id]]
+        return pair_scores(started, ModelScores(self.base, self.templates), ModelScores(self.ckpt, self.templates))
+
+    def answers(self) -> dict[str, Answers]:
+        """Generation tasks' answers for the smoke stage's format-collapse check."""
+        return {
+            task_id: Answers(
+                base=tuple(o.answer for o in self.base[task_id]), ckpt=tuple(o.answer for o in self.ckpt[task_id])
+            )
+            for task_id, task in self.tasks.items()
+            if task.lm_eval_config.get("output_type") == "generate_until" and self.base[task_id]
+        }
+
+
+def evaluate_sequential(
+    models: ModelPair,
+    tasks: Sequence[PreparedTask],
+    budgets: Mapping[str, float],
+    policy: SequentialPolicy,
+    progress: ProgressHook | None = None,
+) -> Evaluation:
+    """Stream items in the seeded order, look after every batch, stop each task once decided.
+
+    The first batch is the smoke stage. The gate stops at the first demonstrated FAIL; a task whose items
+    run out undecided ends WARN.
+    """
+    units = {task.spec.id: _units(task) for task in tasks}
+    plans = {p.name: p for p in plan(budgets, {task_id: len(ends) for task_id, ends in units.items()}, policy)}
+    planned = {task_id: p.planned for task_id, p in plans.items()}
+    limit = {task_id: units[task_id][planned[task_id] - 1] for task_id in units}
+    stream = _Stream(tasks)
+    keep = [task.spec.id for task in tasks]
+    looks = 0
+    while True:
+        batch: dict[str, tuple[int, ...]] = {}
+        for task_id in keep:
+            scored = stream.scored(task_id)
+            want = policy.smoke_items if scored == 0 else max(MIN_STEP_ITEMS, scored // 2)
+            stop = _next_stop(units[task_id], scored, want, limit[task_id])
+            if stop > scored:
+                batch[task_id] = stream.tasks[task_id].doc_ids[scored:stop]
+        active = [stream.tasks[task_id] for task_id in batch]
+        stream.extend(models.score("base", active, batch, progress), stream.base)
+        stream.extend(models.score("checkpoint", active, batch, progress), stream.ckpt)
+        looks += 1
+        paired = stream.paired()
+        exhausted = {task.task.spec.id: stream.scored(task.task.spec.id) >= limit[task.task.spec.id] for task in paired}
+        verdict = look(evidence_of(paired, budgets), policy, planned, exhausted, stream.answers())
+        if progress:
+            decided = sum(not t.pending for t in verdict.tasks)
+            progress(f"look {looks}: {decided}/{len(verdict.tasks)} tasks decided")
+        if not verdict.pending:
+            break
+        keep = list(verdict.keep_scoring)
+    assert verdict.outcome is not None  # not pending
+    reasons = {
+        t.decision.name: (f"{t.reason.value}{': ' + t.detail if t.detail else ''}" if t.reason else STOPPED_BY_GATE)
+        for t in verdict.tasks
+    }
+    return Evaluation(
+        outcome=verdict.outcome,
+        paired=tuple(paired),
+        decisions={t.decision.name: t.decision for t in verdict.tasks},
+        composite=verdict.composite.decision if verdict.composite else None,
+        reasons=reasons,
+        planned={task_id: limit[task_id] for task_id in limit},
+        policy={
+            "mode": "sequential",
+            **asdict(policy),
+            "power": policy.fail_power,
+            "method": "anytime-valid confidence sequences (normal mixture; betting below "
+            f"{policy.small_task_items} items)",
+            "correction": "Bonferroni",
+        },
+        looks=looks,
+    )
