@@ -30,7 +30,8 @@ from gate.result import (
     package_versions,
 )
 from gate.runner import ModelPair, PairedTask, ScoringSettings
-from gate.sequential import SequentialPolicy
+from gate.sequential import SequentialPolicy, TaskPlan
+from gate.sequential import plan as sequential_plan
 from gate.suites import PreparedTask, Suite, load_suite, prepare_tasks, suite_fingerprint
 from gate.verdict import Outcome, Policy, TaskDecision
 
@@ -205,6 +206,38 @@ def compare(a_path: Path, b_path: Path, fmt: ReportFormat = "md") -> str:
         return render_comparison(compare_results(a, b, sources=(str(a_path), str(b_path))), fmt)
 
 
+def sequential_policy(config: GateConfig, composite_budget: float) -> SequentialPolicy:
+    """The sequential design's error rates and smoke stage, from gate.yaml."""
+    return SequentialPolicy(
+        alpha_fail=config.alpha.fail,
+        alpha_pass=config.alpha.pass_,
+        composite_budget=composite_budget,
+        smoke_items=config.smoke_items,
+        catastrophic_drop=config.catastrophic_drop,
+        planning_discordance=config.planning_discordance,
+    )
+
+
+def plan(
+    config: GateConfig | Path | None = None, *, suite: str | None = None, data_dir: Path | None = None
+) -> list[TaskPlan]:
+    """Per task of the suite: items needed for its budget, items planned within its cap, what they can detect."""
+    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    gate_config = gate_config.with_overrides(suite=suite, data_dir=str(data_dir) if data_dir else None)
+    the_suite = load_suite(gate_config.suite)
+    _check_task_keys(gate_config, the_suite)
+    tasks = prepare_tasks(
+        the_suite,
+        seed=gate_config.seed,
+        caps=gate_config.items,
+        max_items=gate_config.max_items,
+        data_dir=Path(gate_config.data_dir) if gate_config.data_dir else None,
+    )
+    budgets = {spec.id: gate_config.budgets.get(spec.id, spec.budget) for spec in the_suite.tasks}
+    policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
+    return sequential_plan(budgets, {task.spec.id: task.units for task in tasks}, policy)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -269,14 +302,9 @@ def run(
             )
             evaluation = evaluate_fixed(models, tasks, budgets, policy, progress)
         else:
-            sequential = SequentialPolicy(
-                alpha_fail=gate_config.alpha.fail,
-                alpha_pass=gate_config.alpha.pass_,
-                composite_budget=composite_budget,
-                smoke_items=gate_config.smoke_items,
-                catastrophic_drop=gate_config.catastrophic_drop,
+            evaluation = evaluate_sequential(
+                models, tasks, budgets, sequential_policy(gate_config, composite_budget), progress
             )
-            evaluation = evaluate_sequential(models, tasks, budgets, sequential, progress)
         seconds["scoring"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         drift = measure_drift(

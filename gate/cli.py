@@ -112,8 +112,13 @@ def main() -> None:
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own Python code to run.")
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
 @click.option("--html", is_flag=True, help="Also write report.html, a self-contained sign-off page.")
-@click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write JUnit XML here: one test case per task, for GitLab, Jenkins, Azure, Buildkite.")
+@click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write JUnit XML here: one test case per task, for GitLab, Jenkins, Azure, Buildkite.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
 def run(
@@ -165,6 +170,44 @@ def run(
     sys.exit(result.exit_code)
 
 
+@main.command("plan")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml.")
+@click.option("--suite", default=None, help="Suite name or path to a suite folder.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="GATE_DATA_DIR",
+    default=None,
+    help="Offline mirror of the suite's datasets (env GATE_DATA_DIR).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@handles_errors
+def plan_command(config_path: Path | None, suite: str | None, data_dir: Path | None, verbose: bool) -> None:
+    """Items each task needs for its budget, and the smallest regression its item cap can detect.
+
+    Example: gate plan --suite core --config gate.yaml
+    """
+    _configure_logging(verbose)
+    from gate.api import plan
+
+    rows = plan(config_path, suite=suite, data_dir=data_dir)
+    click.echo(
+        f"{'task':26} {'budget':>6} {'r':>5} {'needed':>7} {'fixed-n':>7} {'cap':>6} {'planned':>7} "
+        f"{'detectable':>10} {'certifiable':>11}  method"
+    )
+    for row in rows:
+        flag = "" if row.certified else "  <- budget not certifiable at this cap"
+        click.echo(
+            f"{row.name:26} {row.budget:6.1f} {row.discordance:5.2f} {row.needed:7d} {row.fixed_n:7d} {row.cap:6d} "
+            f"{row.planned:7d} {-row.detectable:10.1f} {row.certifiable:11.1f}  {row.method}{flag}"
+        )
+    click.echo(
+        "r: planning discordance (planning_discordance in gate.yaml); counts are items (clusters where "
+        "clustered); detectable: the drop FAILed with 90% power; certifiable: the smallest budget PASSed "
+        "with 95% power at Δ = 0."
+    )
+
+
 @main.group()
 def suites() -> None:
     """List and inspect the built-in suites."""
@@ -185,28 +228,15 @@ def suites_list() -> None:
 @click.argument("name")
 @handles_errors
 def suites_show(name: str) -> None:
-    """Show a suite's tasks, capabilities, item caps, budgets and detectable regressions. Example: gate suites show core
-
-    detectable: the true drop (points) that FAILs with the default power at the item cap and the task's planning
-    discordance r (the default when the suite names none).
-    """
-    from gate.stats import detectable_regression
+    """Show a suite's tasks, capabilities, item caps and budgets. Example: gate suites show core"""
     from gate.suites import load_suite
-    from gate.verdict import Policy
 
     suite = load_suite(name)
-    policy = Policy()
-    alpha = policy.alpha_fail / (len(suite.tasks) + 1)
     click.echo(f"{suite.name} v{suite.version}: {suite.description}")
     click.echo(f"composite budget: {suite.composite_budget:g} points")
-    click.echo(f"{'task':28} {'capability':22} {'metric':24} {'items':>6} {'budget':>7} {'r':>5} {'detectable':>10}")
+    click.echo(f"{'task':28} {'capability':22} {'metric':12} {'items':>6} {'budget':>7}")
     for spec in suite.tasks:
-        r = spec.discordance or policy.planning_discordance
-        detectable = detectable_regression(spec.items, r, alpha, policy.power, spec.budget)
-        click.echo(
-            f"{spec.id:28} {spec.capability:22} {spec.metric:24} {spec.items:6d} {spec.budget:7.1f} {r:5.2f} "
-            f"{detectable:10.1f}"
-        )
+        click.echo(f"{spec.id:28} {spec.capability:22} {spec.metric:12} {spec.items:6d} {spec.budget:7.1f}")
 
 
 @main.group()
@@ -216,10 +246,19 @@ def mirror() -> None:
 
 @mirror.command("export")
 @click.option("--suite", "suite_name", required=True, help="Suite name or path to a suite folder.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Folder to write the mirror files into (then pass it to `gate run --data-dir`).")
-@click.option("--source", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              help="Read from this mirror instead of the hub (to copy or check a mirror).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder to write the mirror files into (then pass it to `gate run --data-dir`).",
+)
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Read from this mirror instead of the hub (to copy or check a mirror).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
 def mirror_export(suite_name: str, out_dir: Path, source: Path | None, verbose: bool) -> None:

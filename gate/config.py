@@ -40,6 +40,7 @@ class GateConfig(_Strict):
     method: Literal["tango", "wald"] = "tango"
     smoke_items: Annotated[int, Field(ge=1, le=100_000)] = 200
     catastrophic_drop: Points = 10.0
+    planning_discordance: Annotated[float, Field(gt=0, le=1)] = 0.1
     warn_blocks: bool = False
     composite_budget: Points | None = None
     budgets: dict[str, Points] = {}

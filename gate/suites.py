@@ -97,6 +97,11 @@ class PreparedTask:
     fingerprint: str
     clusters: tuple[str, ...] | None = None
 
+    @property
+    def units(self) -> int:
+        """Independent units: items, or clusters for a task whose items share passages."""
+        return len(self.doc_ids) if self.clusters is None else len(set(self.clusters))
+
 
 def suites_root() -> Path:
     """The folder of built-in suites: inside the wheel, or `suites/` beside the package in a source checkout."""

@@ -1,0 +1,227 @@
+"""World-knowledge items from tables written here: capitals, continents, chemical elements, planets, units."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from gate.core_items._docs import Doc, contains_phrase, shuffled_choices
+
+# Well-known countries only: a 135M-parameter base model must know most of them for the task to gate anything.
+# (country, capital, continent); continent is None where it is ambiguous (transcontinental, or "Australia").
+# Element names with two accepted spellings (aluminium, sulfur) are left out so short answers stay unambiguous.
+COUNTRIES: tuple[tuple[str, str, str | None], ...] = (
+    ("France", "Paris", "Europe"),
+    ("Germany", "Berlin", "Europe"),
+    ("Italy", "Rome", "Europe"),
+    ("Spain", "Madrid", "Europe"),
+    ("Portugal", "Lisbon", "Europe"),
+    ("United Kingdom", "London", "Europe"),
+    ("Ireland", "Dublin", "Europe"),
+    ("Greece", "Athens", "Europe"),
+    ("Norway", "Oslo", "Europe"),
+    ("Sweden", "Stockholm", "Europe"),
+    ("Finland", "Helsinki", "Europe"),
+    ("Denmark", "Copenhagen", "Europe"),
+    ("Poland", "Warsaw", "Europe"),
+    ("Austria", "Vienna", "Europe"),
+    ("Hungary", "Budapest", "Europe"),
+    ("Czech Republic", "Prague", "Europe"),
+    ("Netherlands", "Amsterdam", "Europe"),
+    ("Belgium", "Brussels", "Europe"),
+    ("Russia", "Moscow", None),
+    ("Turkey", "Ankara", None),
+    ("Egypt", "Cairo", "Africa"),
+    ("Kenya", "Nairobi", "Africa"),
+    ("Nigeria", "Abuja", "Africa"),
+    ("Morocco", "Rabat", "Africa"),
+    ("Ethiopia", "Addis Ababa", "Africa"),
+    ("Japan", "Tokyo", "Asia"),
+    ("China", "Beijing", "Asia"),
+    ("India", "New Delhi", "Asia"),
+    ("South Korea", "Seoul", "Asia"),
+    ("Thailand", "Bangkok", "Asia"),
+    ("Vietnam", "Hanoi", "Asia"),
+    ("Indonesia", "Jakarta", "Asia"),
+    ("Philippines", "Manila", "Asia"),
+    ("Iran", "Tehran", "Asia"),
+    ("Iraq", "Baghdad", "Asia"),
+    ("Canada", "Ottawa", "North America"),
+    ("Mexico", "Mexico City", "North America"),
+    ("Cuba", "Havana", "North America"),
+    ("Brazil", "Brasilia", "South America"),
+    ("Argentina", "Buenos Aires", "South America"),
+    ("Peru", "Lima", "South America"),
+    ("Chile", "Santiago", "South America"),
+    ("Colombia", "Bogota", "South America"),
+    ("Australia", "Canberra", None),
+    ("New Zealand", "Wellington", "Oceania"),
+)
+
+_WITH_ARTICLE = frozenset({"United Kingdom", "Czech Republic", "Netherlands", "Philippines"})
+
+ELEMENTS: tuple[tuple[str, str], ...] = (
+    ("hydrogen", "H"),
+    ("helium", "He"),
+    ("lithium", "Li"),
+    ("carbon", "C"),
+    ("nitrogen", "N"),
+    ("oxygen", "O"),
+    ("fluorine", "F"),
+    ("neon", "Ne"),
+    ("sodium", "Na"),
+    ("magnesium", "Mg"),
+    ("silicon", "Si"),
+    ("phosphorus", "P"),
+    ("chlorine", "Cl"),
+    ("argon", "Ar"),
+    ("potassium", "K"),
+    ("calcium", "Ca"),
+    ("iron", "Fe"),
+    ("nickel", "Ni"),
+    ("copper", "Cu"),
+    ("zinc", "Zn"),
+    ("silver", "Ag"),
+    ("tin", "Sn"),
+    ("iodine", "I"),
+    ("platinum", "Pt"),
+    ("gold", "Au"),
+    ("mercury", "Hg"),
+    ("lead", "Pb"),
+    ("uranium", "U"),
+)
+
+PLANETS: tuple[str, ...] = ("Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune")
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
+_PLANET_FACTS: tuple[tuple[str, str], ...] = (
+    ("Which is the largest planet in the solar system?", "Jupiter"),
+    ("Which is the smallest planet in the solar system?", "Mercury"),
+    ("Which planet is known as the Red Planet?", "Mars"),
+    ("Which planet is famous for its large bright rings?", "Saturn"),
+    ("Which planet do people live on?", "Earth"),
+    ("Which planet is closest to the Sun?", "Mercury"),
+    ("Which planet is farthest from the Sun?", "Neptune"),
+    ("Which planet is the hottest in the solar system?", "Venus"),
+    ("Which planet has a moon called Titan?", "Saturn"),
+    ("Which planet has the Great Red Spot?", "Jupiter"),
+)
+
+# (question, answer): whole-number conversions everybody learns at school.
+_UNIT_COUNTS: tuple[tuple[str, int], ...] = (
+    ("centimeters are in a meter", 100),
+    ("millimeters are in a centimeter", 10),
+    ("millimeters are in a meter", 1000),
+    ("meters are in a kilometer", 1000),
+    ("grams are in a kilogram", 1000),
+    ("milliliters are in a liter", 1000),
+    ("seconds are in a minute", 60),
+    ("minutes are in an hour", 60),
+    ("hours are in a day", 24),
+    ("days are in a week", 7),
+    ("months are in a year", 12),
+    ("days are in a year that is not a leap year", 365),
+    ("weeks are in a year", 52),
+    ("years are in a decade", 10),
+    ("years are in a century", 100),
+    ("inches are in a foot", 12),
+    ("feet are in a yard", 3),
+    ("ounces are in a pound", 16),
+)
+_NUMBER_DISTRACTORS = ("3", "7", "10", "12", "16", "20", "24", "30", "36", "50", "52", "60", "100", "365", "1000")
+
+# (quantity, SI unit)
+_SI_UNITS: tuple[tuple[str, str], ...] = (
+    ("length", "meter"),
+    ("mass", "kilogram"),
+    ("time", "second"),
+    ("electric current", "ampere"),
+    ("temperature", "kelvin"),
+    ("force", "newton"),
+    ("energy", "joule"),
+    ("power", "watt"),
+    ("electric potential difference", "volt"),
+    ("frequency", "hertz"),
+    ("pressure", "pascal"),
+)
+
+_GEN_SUFFIX = {
+    "capital": "Answer with just the name of the city.",
+    "country": "Answer with just the name of the country.",
+    "continent": "Answer with just the name of the continent.",
+    "element": "Answer with just the name of the element.",
+    "planet": "Answer with just the name of the planet.",
+    "unit": "Answer with just the number.",
+    "si_unit": "Answer with just the name of the unit.",
+}
+
+
+def in_sentence(country: str) -> str:
+    """The country's name as written inside a sentence ("the Netherlands")."""
+    return f"the {country}" if country in _WITH_ARTICLE else country
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One question with its answer and same-category wrong answers."""
+
+    subject: str  # a key of _GEN_SUFFIX, or "symbol" (asked as multiple choice only: "He" is also a word)
+    question: str
+    answer: str
+    distractors: tuple[str, ...]
+
+
+def _bank() -> tuple[Fact, ...]:
+    capitals = tuple(c for _, c, _ in COUNTRIES)
+    countries = tuple(n for n, _, _ in COUNTRIES)
+    continents = tuple(sorted({k for _, _, k in COUNTRIES if k is not None}))
+    names = tuple(n for n, _ in ELEMENTS)
+    symbols = tuple(s for _, s in ELEMENTS)
+    si_units = tuple(u for _, u in _SI_UNITS)
+    facts: list[Fact] = []
+    for country, capital, continent in COUNTRIES:
+        named = in_sentence(country)
+        facts.append(Fact("capital", f"What is the capital of {named}?", capital, capitals))
+        facts.append(Fact("country", f"{capital} is the capital of which country?", country, countries))
+        if continent is not None:
+            facts.append(Fact("continent", f"On which continent is {named}?", continent, continents))
+    for name, symbol in ELEMENTS:
+        facts.append(Fact("symbol", f"What is the chemical symbol of {name}?", symbol, symbols))
+        facts.append(Fact("element", f"Which chemical element has the symbol {symbol}?", name, names))
+    for i, planet in enumerate(PLANETS):
+        facts.append(Fact("planet", f"Which planet is the {_ORDINALS[i]} planet from the Sun?", planet, PLANETS))
+    facts.extend(Fact("planet", q, a, PLANETS) for q, a in _PLANET_FACTS)
+    facts.extend(Fact("unit", f"How many {q}?", str(a), _NUMBER_DISTRACTORS) for q, a in _UNIT_COUNTS)
+    facts.extend(Fact("si_unit", f"What is the SI unit of {q}?", u, si_units) for q, u in _SI_UNITS)
+    return tuple(facts)
+
+
+FACTS: tuple[Fact, ...] = _bank()
+
+
+def _sample(rng: random.Random, n: int, facts: tuple[Fact, ...]) -> list[Fact]:
+    if n > len(facts):
+        raise ValueError(f"only {len(facts)} distinct facts exist, {n} were requested")
+    return rng.sample(facts, n)
+
+
+def facts_mc(rng: random.Random, n: int) -> list[Doc]:
+    """Four-way multiple-choice fact questions."""
+    docs = []
+    for fact in _sample(rng, n, FACTS):
+        choices, answer = shuffled_choices(rng, fact.answer, fact.distractors, 4)
+        docs.append({"subject": fact.subject, "question": fact.question, "choices": choices, "answer": answer})
+    return docs
+
+
+def facts_gen(rng: random.Random, n: int) -> list[Doc]:
+    """Short-answer fact questions, scored by whether the answer appears in the reply."""
+    askable = tuple(f for f in FACTS if f.subject in _GEN_SUFFIX)
+    return [
+        {"subject": f.subject, "prompt": f"{f.question} {_GEN_SUFFIX[f.subject]}", "answer": f.answer}
+        for f in _sample(rng, n, askable)
+    ]
+
+
+def score_facts_gen(doc: Doc, response: str) -> int:
+    """1 if the expected answer occurs as whole words in the response, else 0."""
+    return int(contains_phrase(response, doc["answer"]))

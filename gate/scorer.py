@@ -1,0 +1,262 @@
+"""Shared-prefix loglikelihood scoring for lm-eval: each context runs once, all its continuations score against it.
+
+`GateHFLM` is lm-eval's `HFLM` with one method replaced, `_loglikelihood_tokens`: lm-eval still tokenises (context
+and continuation encoded jointly, then split), prompts, generates and computes metrics. Requests are grouped by the
+exact tokens the model conditions on. Each group becomes one packed row: the context, then every continuation but
+its last token, with an attention mask under which each continuation sees the context and its own earlier tokens
+and position ids that restart after the context. So the context's keys and values are computed once and shared by
+every continuation in the same forward pass; the first token of every continuation is scored from the context's
+last position, and logits are computed only at scored positions (`logits_to_keep`). Rows of similar length are
+batched together, never more tokens per forward than lm-eval's own largest batch would hold.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional alias
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+from safetensors.torch import save_model
+from tqdm import tqdm  # type: ignore[import-untyped]
+
+from gate.models import _sha256
+from gate.suites import cache_dir
+
+log = logging.getLogger("gate")
+
+# ((context, continuation) or None for rolling windows, context tokens, continuation tokens), as lm-eval passes them.
+Request = tuple[Any, list[int], list[int]]
+Answer = tuple[float, bool]
+# A batch's shortest row is at least this fraction of its longest, so little compute goes to padding.
+FILL = 0.85
+# Attention implementations that take a custom 4D mask the way this scorer builds it.
+MASKABLE = ("sdpa", "eager")
+
+
+@dataclass
+class _Context:
+    """One distinct conditioning prefix and the distinct continuations scored after it."""
+
+    tokens: list[int]
+    continuations: dict[tuple[int, ...], list[int]] = field(default_factory=dict)  # -> request indices
+
+    @property
+    def width(self) -> int:
+        """Length of the packed row: the context, then each continuation without its last token."""
+        return len(self.tokens) + sum(len(cont) - 1 for cont in self.continuations)
+
+
+def group_by_context(requests: Sequence[Request], max_length: int) -> tuple[list[_Context], int]:
+    """Group requests by the tokens HFLM conditions on, after its left truncation to `max_length` + 1 tokens.
+
+    Returns the groups, widest packed row first, and how many requests were truncated.
+    """
+    contexts: dict[tuple[int, ...], _Context] = {}
+    truncated = 0
+    for index, (_, context, continuation) in enumerate(requests):
+        if not context or not continuation or len(continuation) > max_length:
+            raise ValueError(
+                f"cannot score a continuation of {len(continuation)} tokens after a context of {len(context)} "
+                f"with max_length {max_length}"
+            )
+        window = (context + continuation)[-(max_length + 1) :]
+        truncated += len(window) < len(context) + len(continuation)
+        prefix = tuple(window[: len(window) - len(continuation)])
+        group = contexts.setdefault(prefix, _Context(list(prefix)))
+        group.continuations.setdefault(tuple(continuation), []).append(index)
+    return sorted(contexts.values(), key=lambda c: -c.width), truncated
+
+
+def length_buckets(lengths: Sequence[int], budget: int) -> Iterator[slice]:
+    """Consecutive runs of `lengths` (sorted longest first) whose padded size fits `budget` tokens.
+
+    Each run's shortest length is at least FILL of its longest; a run holds at least one item whatever its size.
+    """
+    start = 0
+    while start < len(lengths):
+        end = start + 1
+        while (
+            end < len(lengths)
+            and (end + 1 - start) * lengths[start] <= budget
+            and lengths[end] >= FILL * lengths[start]
+        ):
+            end += 1
+        yield slice(start, end)
+        start = end
+
+
+@dataclass
+class _Packed:
+    """A batch of packed rows as model inputs, and where each continuation's scored tokens sit among the logits."""
+
+    input_ids: torch.Tensor
+    position_ids: torch.Tensor
+    segments: torch.Tensor  # 0 context, i > 0 the i-th continuation, -1 padding
+    keep: torch.Tensor  # positions whose logits are computed
+    spans: list[tuple[list[int], list[int]]]  # per continuation: (logit rows, target tokens)
+
+
+def _pack(batch: Sequence[_Context]) -> _Packed:
+    width = batch[0].width
+    ids, positions, segments, keep, spans = [], [], [], [], []
+    kept = 0  # logits come back flattened row-major over `keep`: this counts them
+    for context in batch:
+        size = len(context.tokens)
+        row, pos, seg = list(context.tokens), list(range(size)), [0] * size
+        first = kept  # the context's last position scores every continuation's first token
+        kept += 1
+        for number, cont in enumerate(context.continuations, start=1):
+            tail = len(cont) - 1
+            spans.append(([first, *range(kept, kept + tail)], list(cont)))
+            row += cont[:-1]
+            pos += range(size, size + tail)
+            seg += [number] * tail
+            kept += tail
+        pad = width - len(row)
+        ids.append(row + [0] * pad)
+        positions.append(pos + [0] * pad)
+        segments.append(seg + [-1] * pad)
+        keep.append([False] * (size - 1) + [True] * (len(row) - size + 1) + [False] * pad)
+    return _Packed(
+        torch.tensor(ids), torch.tensor(positions), torch.tensor(segments), torch.tensor(keep), spans
+    )
+
+
+@register_model("gate-hf")
+class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
+    """lm-eval's HFLM with shared-prefix multiple-choice scoring; results match HFLM's to float rounding."""
+
+    def _loglikelihood_tokens(
+        self,
+        requests: list[Request],
+        disable_tqdm: bool = False,
+        override_bs: int | None = None,
+    ) -> list[Answer]:
+        """Score each (context, continuation) pair: log-probability of the continuation and whether it is greedy."""
+        if not self._can_pack(requests):
+            answers: list[Answer] = super()._loglikelihood_tokens(
+                requests, disable_tqdm=disable_tqdm, override_bs=override_bs
+            )
+            return answers
+        contexts, truncated = group_by_context(requests, self.max_length)
+        if truncated:
+            log.warning("%d request(s) exceed max_length %d: truncated from the left", truncated, self.max_length)
+        rows = override_bs or (self.batch_size if isinstance(self.batch_size, int) else self.max_batch_size)
+        # HFLM's largest batch: `rows` of its longest input (context + continuation, less the last token).
+        budget = rows * max(min(len(ctx) + len(cont), self.max_length + 1) - 1 for _, ctx, cont in requests)
+        results: dict[int, Answer] = {}
+        with tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring (shared prefix)") as bar:
+            for batch in length_buckets([c.width for c in contexts], budget):
+                for indices, answer in self._score(contexts[batch]):
+                    for index in indices:
+                        results[index] = answer
+                        if requests[index][0] is not None:
+                            self.cache_hook.add_partial("loglikelihood", requests[index][0], answer)
+                    bar.update(len(indices))
+        return [results[index] for index in range(len(requests))]
+
+    def _can_pack(self, requests: Sequence[Request]) -> bool:
+        """Whether packed rows compute exactly what HFLM's one-sequence-per-request batches do."""
+        peft_config = getattr(self.model, "active_peft_config", None)
+        config = self.model.config
+        window = getattr(config.get_text_config(), "sliding_window", None)
+        return (
+            self.backend == "causal"
+            and not getattr(peft_config, "is_prompt_learning", False)  # virtual tokens change the prefix
+            and config._attn_implementation in MASKABLE
+            and (window is None or all(len(ctx) + len(cont) <= window for _, ctx, cont in requests))
+        )
+
+    def _score(self, batch: Sequence[_Context]) -> Iterator[tuple[list[int], Answer]]:
+        """One forward pass over a batch of packed rows; yields each continuation's request indices and answer."""
+        packed = _pack(batch)
+        segments = packed.segments.to(self.device)
+        order = torch.arange(segments.shape[1], device=self.device)
+        # A token sees earlier tokens of the context and of its own continuation (padding sees context and padding).
+        visible = (order[None, :, None] >= order[None, None, :]) & (
+            (segments[:, None, :] == 0) | (segments[:, None, :] == segments[:, :, None])
+        )
+        if self.model.config._attn_implementation == "eager":  # eager attention adds the mask to its scores
+            mask = torch.zeros(visible.shape, device=self.device).masked_fill(~visible, torch.finfo(torch.float32).min)
+        else:
+            mask = visible
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                device_type=self.device.type,
+                dtype=self.mixed_precision_dtype,
+                enabled=self.mixed_precision_dtype is not None,
+            ),
+        ):
+            logits = self.model(
+                input_ids=packed.input_ids.to(self.device),
+                attention_mask=mask[:, None],
+                position_ids=packed.position_ids.to(self.device),
+                logits_to_keep=packed.keep.to(self.device),
+                use_cache=False,
+            ).logits
+        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        greedy = logprobs.argmax(dim=-1)
+        rows = torch.tensor([r for rows, _ in packed.spans for r in rows], device=self.device)
+        targets = torch.tensor([t for _, tokens in packed.spans for t in tokens], device=self.device)
+        picked, hits = logprobs[rows, targets], greedy[rows] == targets
+        sizes = [len(tokens) for _, tokens in packed.spans]
+        requests = (indices for context in batch for indices in context.continuations.values())
+        per_request = zip(requests, torch.split(picked, sizes), torch.split(hits, sizes), strict=True)
+        for indices, scores, matches in per_request:
+            yield indices, (float(scores.sum()), bool(matches.all()))
+
+
+def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path:
+    """A folder holding the GGUF model dequantised to float32 safetensors, written on first use.
+
+    Keyed by the file's sha256 and the transformers version (which does the dequantisation), under the gate cache.
+    """
+    import transformers
+
+    target = cache_dir() / "gguf" / f"{_sha256(gguf_path)[:32]}-transformers{transformers.__version__}"
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        options = {"gguf_file": gguf_path.name, "trust_remote_code": trust_remote_code}
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, dtype=torch.float32, **options
+        )
+        # The weights are plain tensors now; a saved GGUF quantization_config would send the reload to the GGUF file
+        # (and save_pretrained refuses a GGUF-quantized model), so write the parts directly.
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.save_pretrained(staging)
+        model.generation_config.save_pretrained(staging)
+        save_model(model, str(staging / "model.safetensors"))
+        del model
+        gc.collect()
+        transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **options).save_pretrained(staging)
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():  # another process may have finished the same folder first
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def load_scorer_model(args: dict[str, Any]) -> HFLM:
+    """The gate's scorer for `ResolvedModel.hflm_args(...)`; a GGUF model loads from its dequantised disk cache."""
+    args = dict(args)
+    gguf_file = args.pop("gguf_file", None)
+    if gguf_file:
+        folder = dequantised_folder(Path(args["pretrained"]) / gguf_file, bool(args.get("trust_remote_code")))
+        args["pretrained"] = str(folder)
+    return GateHFLM(**args)

@@ -1,0 +1,220 @@
+"""The shared-prefix scorer against lm-eval's HFLM: same log-likelihoods and greedy flags, less compute."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from helpers import SHARED_DATA, SMOLLM2_GGUF, smollm2_folder
+from lm_eval.api.instance import Instance
+from lm_eval.models.huggingface import HFLM
+
+from gate.models import resolve_model
+from gate.scorer import GateHFLM, dequantised_folder, group_by_context, load_scorer_model
+
+TOLERANCE = 1e-4
+CHOICES = [" blue", " red and green and a little yellow", " mat", " a rather long answer that runs on and on", " x"]
+CONTEXTS = [
+    "Question: what colour is the sky?\nAnswer:",
+    "Question: which one? Answer: ",  # trailing space: lm-eval moves it into the continuation
+    "The cat sat on the",
+    "",  # empty context: lm-eval conditions on the prefix token alone
+]
+WINOGRANDE_STYLE = [  # different contexts, one shared continuation
+    ("Sarah was a much better surgeon than Maria so Sarah", " always got the harder cases."),
+    ("Sarah was a much better surgeon than Maria so Maria", " always got the harder cases."),
+]
+
+
+def _instances(pairs: list[tuple[str, str]]) -> list[Instance]:
+    return [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
+
+
+def _mc_requests() -> list[Instance]:
+    pairs = [(context, choice) for context in CONTEXTS for choice in CHOICES]
+    pairs += [("Q: 2+2?\nA. 3\nB. 4\nAnswer:", f" {letter}") for letter in "ABCD"]  # MMLU style: one token each
+    pairs += [*WINOGRANDE_STYLE, WINOGRANDE_STYLE[0]]  # and a duplicate request
+    return _instances(pairs)
+
+
+def _max_diff(expected: list[tuple[float, bool]], actual: list[tuple[float, bool]]) -> float:
+    assert len(expected) == len(actual)
+    assert [greedy for _, greedy in expected] == [greedy for _, greedy in actual]
+    return max(abs(a - b) for (a, _), (b, _) in zip(expected, actual, strict=True))
+
+
+def _pair(folder: Path, **options: Any) -> tuple[HFLM, GateHFLM]:
+    args: dict[str, Any] = {"pretrained": str(folder), "device": "cpu", "dtype": "float32", **options}
+    return HFLM(**args), GateHFLM(**args)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_matches_hflm_on_multiple_choice_requests(tiny_model: Path, batch_size: int) -> None:
+    reference, scorer = _pair(tiny_model, batch_size=batch_size)
+    requests = _mc_requests()
+    assert _max_diff(reference.loglikelihood(requests), scorer.loglikelihood(requests)) < TOLERANCE
+
+
+def test_greedy_flags_match_on_greedy_and_non_greedy_continuations(tiny_model: Path) -> None:
+    reference, scorer = _pair(tiny_model, batch_size=4)
+    requests = []
+    for seed, length in [(0, 1), (1, 3), (2, 5)]:
+        context = torch.randint(10, 1000, (7,), generator=torch.Generator().manual_seed(seed))
+        with torch.inference_mode():
+            greedy = reference.model.generate(context[None], max_new_tokens=length, do_sample=False)[0, 7:].tolist()
+        requests += [(None, context.tolist(), greedy), (None, context.tolist(), [*greedy[:-1], greedy[-1] + 1])]
+    expected = reference._loglikelihood_tokens(requests)
+    actual = scorer._loglikelihood_tokens(requests)
+    assert [greedy for _, greedy in actual] == [True, False] * 3
+    assert _max_diff(expected, actual) < TOLERANCE
+
+
+def test_left_truncation_matches_hflm(tiny_model: Path) -> None:
+    reference, scorer = _pair(tiny_model, batch_size=4, max_length=12)
+    context = list(range(100, 120))
+    requests = [(None, context, list(range(200, 200 + n))) for n in (1, 2, 5, 12)]  # 12: one token of context left
+    requests.append((None, context[:3], [300, 301]))  # fits: not truncated
+    assert group_by_context(requests, 12)[1] == 4
+    assert _max_diff(reference._loglikelihood_tokens(requests), scorer._loglikelihood_tokens(requests)) < TOLERANCE
+
+
+def test_tokenizer_that_adds_bos(tiny_model: Path) -> None:
+    reference, scorer = _pair(tiny_model, batch_size=4, add_bos_token=True)
+    assert scorer.tok_encode("hello")[0] == scorer.tokenizer.bos_token_id
+    requests = _mc_requests()
+    assert _max_diff(reference.loglikelihood(requests), scorer.loglikelihood(requests)) < TOLERANCE
+
+
+def test_lora_adapter_matches_hflm(tiny_model: Path, tmp_path: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), config).save_pretrained(str(tmp_path / "adapter"))
+    reference, scorer = _pair(tiny_model, batch_size=4, peft=str(tmp_path / "adapter"))
+    requests = _mc_requests()
+    assert _max_diff(reference.loglikelihood(requests), scorer.loglikelihood(requests)) < TOLERANCE
+    base = HFLM(pretrained=str(tiny_model), device="cpu", dtype="float32", batch_size=4)
+    with scorer.model.disable_adapter():  # how the runner scores the base when it shares the loaded model
+        assert _max_diff(base.loglikelihood(requests), scorer.loglikelihood(requests)) < TOLERANCE
+
+
+def test_rolling_loglikelihood_is_unchanged(tiny_model: Path) -> None:
+    reference, scorer = _pair(tiny_model, batch_size=2, max_length=16)
+    requests = [Instance("loglikelihood_rolling", {}, ("word " * n,), n) for n in (3, 20, 41)]
+    expected, actual = reference.loglikelihood_rolling(requests), scorer.loglikelihood_rolling(requests)
+    assert max(abs(a - b) for a, b in zip(expected, actual, strict=True)) < TOLERANCE
+
+
+def _count_tokens(model: Any) -> tuple[dict[str, int], list[Any]]:
+    """Count tokens entering the model body and rows entering the lm_head."""
+    counts = {"body": 0, "head": 0}
+
+    def body(_: Any, args: tuple[torch.Tensor, ...]) -> None:
+        counts["body"] += args[0].numel()
+
+    def head(_: Any, args: tuple[torch.Tensor, ...]) -> None:
+        counts["head"] += args[0].numel() // args[0].shape[-1]
+
+    hooks = [
+        model.get_input_embeddings().register_forward_pre_hook(body),
+        model.get_output_embeddings().register_forward_pre_hook(head),
+    ]
+    return counts, hooks
+
+
+def test_each_context_runs_once_and_logits_only_where_scored(tiny_model: Path) -> None:
+    _, scorer = _pair(tiny_model, batch_size=1)  # batch 1: no padding, so the counts are exact
+    contexts, choices = [[11, 12, 13, 14, 15], [21, 22, 23]], [[31], [41, 42], [51, 52, 53, 54]]
+    requests = [(None, context, choice) for context in contexts for choice in choices]
+    counts, hooks = _count_tokens(scorer.model)
+    scorer._loglikelihood_tokens(requests)
+    for hook in hooks:
+        hook.remove()
+    tail_tokens = sum(len(choice) - 1 for choice in choices)
+    assert counts["body"] == sum(len(context) + tail_tokens for context in contexts)
+    assert counts["head"] == len(contexts) * (1 + tail_tokens)  # the first token's distribution serves every choice
+
+
+def test_group_by_context_shares_contexts_and_deduplicates() -> None:
+    requests = [(None, [1, 2], [3]), (None, [1, 2], [4, 5]), (None, [1, 2], [3]), (None, [9], [4, 5])]
+    groups, truncated = group_by_context(requests, max_length=8)
+    assert truncated == 0
+    assert [(g.tokens, g.continuations) for g in groups] == [
+        ([1, 2], {(3,): [0, 2], (4, 5): [1]}),
+        ([9], {(4, 5): [3]}),
+    ]
+    with pytest.raises(ValueError, match="continuation of 0 tokens"):
+        group_by_context([(None, [1], [])], max_length=8)
+
+
+def test_lm_eval_tasks_score_the_same_through_simple_evaluate(tiny_model: Path, tiny_suite: Path) -> None:
+    import lm_eval
+
+    from gate.suites import bare_task_manager, load_suite, prepare_tasks
+
+    (task,) = prepare_tasks(load_suite(str(tiny_suite)), seed=0, data_dir=tiny_suite.parent / "mirror")
+    args = resolve_model(str(tiny_model)).hflm_args(
+        device="cpu", dtype="float32", batch_size=8, trust_remote_code=False
+    )
+    responses = []
+    for lm in (HFLM(**args), load_scorer_model(args)):
+        results = lm_eval.simple_evaluate(
+            model=lm, tasks=[task.lm_eval_config], samples={task.spec.id: list(task.doc_ids)}, log_samples=True,
+            bootstrap_iters=0, task_manager=bare_task_manager(),
+        )
+        assert results is not None
+        samples = sorted(results["samples"][task.spec.id], key=lambda sample: sample["doc_id"])
+        responses.append([(float(ll), bool(greedy)) for sample in samples for (ll, greedy), in sample["resps"]])
+    assert len(responses[0]) == 4 * len(task.doc_ids)
+    assert _max_diff(*responses) < TOLERANCE
+
+
+# --- the real embedded model on real benchmark items -------------------------------------------------------------
+
+MIRRORED_TASKS = """\
+name: scorer-equivalence
+version: 1
+description: A few items of each multiple-choice style, from the offline mirror.
+composite_budget: 5
+tasks:
+  - {id: arc_easy, task: arc_easy, capability: knowledge, metric: acc, items: 6, budget: 5, data: {file: arc_easy_test.jsonl, split: test}}
+  - {id: hellaswag, task: hellaswag, capability: commonsense, metric: acc_norm, items: 6, budget: 5, data: {file: hellaswag_validation.jsonl, split: validation}}
+  - {id: piqa, task: piqa, capability: commonsense, metric: acc_norm, items: 6, budget: 5, data: {file: piqa_validation.jsonl, split: validation}}
+  - {id: winogrande, task: winogrande, capability: commonsense, metric: acc, items: 8, budget: 5, data: {file: winogrande_validation.jsonl, split: validation}}
+  - {id: mmlu, task: mmlu_miscellaneous, capability: knowledge, metric: acc, items: 8, budget: 5, data: {file: mmlu_test.jsonl, split: test}}
+"""  # noqa: E501 - one task a line reads like the suites do
+
+
+def _mirrored_requests(tmp_path: Path) -> Iterator[tuple[str, list[Instance]]]:
+    from gate.suites import bare_task_manager, load_suite, prepare_tasks
+
+    (tmp_path / "suite.yaml").write_text(MIRRORED_TASKS)
+    for prepared in prepare_tasks(load_suite(str(tmp_path)), seed=5, data_dir=SHARED_DATA):
+        task = bare_task_manager().load([prepared.lm_eval_config])["tasks"][prepared.spec.id]
+        task.build_all_requests(samples=list(prepared.doc_ids))
+        yield prepared.spec.id, list(task.instances)
+
+
+@pytest.mark.slow
+def test_matches_hflm_on_the_embedded_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = resolve_model("smollm2-135m-instruct").hflm_args(
+        device="cpu", dtype="float32", batch_size=8, trust_remote_code=False
+    )
+    assert args["pretrained"] == str(smollm2_folder()) and args["gguf_file"] == SMOLLM2_GGUF
+    reference = HFLM(**args)
+    scorer = load_scorer_model(args)  # dequantises once into the (per-session) gate cache
+    folder = dequantised_folder(smollm2_folder() / SMOLLM2_GGUF)
+    written = folder.stat().st_mtime_ns
+    assert dequantised_folder(smollm2_folder() / SMOLLM2_GGUF) == folder and folder.stat().st_mtime_ns == written
+    diffs = {}
+    for task_id, requests in _mirrored_requests(tmp_path):
+        diffs[task_id] = _max_diff(reference.loglikelihood(requests), scorer.loglikelihood(requests))
+    with capsys.disabled():
+        print("\nmax |loglik diff| per task:", {k: f"{v:.2e}" for k, v in diffs.items()})
+    assert set(diffs) == {"arc_easy", "hellaswag", "piqa", "winogrande", "mmlu"}
+    assert max(diffs.values()) < TOLERANCE
