@@ -4,14 +4,17 @@ On the embedded SmolLM2-135M-Instruct (Q4_1 GGUF dequantised to float32), scores
 seeded sample of HellaSwag and ARC-Easy items (the `general` suite's task specs, offline mirror) with each, and
 prints wall time, requests/s, the speed ratio, the largest log-likelihood difference, and forward FLOPs per item
 against the floor. Also times loading: HFLM from the GGUF file, the scorer on a cold and on a warm dequantisation
-cache (a fresh temporary GATE_CACHE_DIR). About 5 minutes for 200 items per task on 2 CPU cores.
+cache (a fresh temporary GATE_CACHE_DIR). About 8 minutes for 200 items per task on one CPU thread.
+
+One torch thread by default: on a shared machine, intra-op threads that wait on each other make timings swing
+several-fold, while the ratio of the two scorers is what this measures.
 
 FLOPs count matrix products only (attention scores are a few percent at these lengths): 2 * (parameters outside
 the embeddings) per token entering the model, padding included, plus 2 * (lm_head parameters) per position whose
 logits are computed. The floor runs each distinct context once and each continuation token once, with logits
 only where a token is scored (the last context position serves every choice's first token).
 
-    python bench/scorer_speed.py [--items 200] [--seed 0] [--batch-size 8] [--data-dir ../shared/data]
+    python bench/scorer_speed.py [--items 200] [--seed 0] [--batch-size 8] [--threads 1] [--data-dir ../shared/data]
 """
 
 from __future__ import annotations
@@ -121,10 +124,13 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=200, help="items per task (seeded sample)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     default_data = os.environ.get("GATE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
     parser.add_argument("--data-dir", type=Path, default=Path(default_data), help="offline mirror")
     args = parser.parse_args()
+    import torch
 
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="gate-bench-cache-") as cache:
         os.environ["GATE_CACHE_DIR"] = cache
         model_args = resolve_model(MODEL).hflm_args(
@@ -147,7 +153,10 @@ def main() -> None:
                 )
             checks.append(f"{task_id}: max |loglik difference| {diff:.1e}, greedy flags differing: {flips}")
 
-    print(f"\n{MODEL}, float32, CPU, batch size {args.batch_size}, seed {args.seed}, mirror {args.data_dir}\n")
+    print(
+        f"\n{MODEL}, float32, CPU, {args.threads} thread(s), batch size {args.batch_size}, seed {args.seed}, "
+        f"mirror {args.data_dir}\n"
+    )
     print("| load | seconds |\n|---|---|")
     print("\n".join(f"| {label} | {seconds:.1f} |" for label, seconds in loads.items()))
     print(

@@ -152,7 +152,9 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
             log.warning("%d request(s) exceed max_length %d: truncated from the left", truncated, self.max_length)
         rows = override_bs or (self.batch_size if isinstance(self.batch_size, int) else self.max_batch_size)
         # HFLM's largest batch: `rows` of its longest input (context + continuation, less the last token).
-        budget = rows * max(min(len(ctx) + len(cont), self.max_length + 1) - 1 for _, ctx, cont in requests)
+        budget = rows * max(
+            (min(len(ctx) + len(cont), self.max_length + 1) - 1 for _, ctx, cont in requests), default=1
+        )
         results: dict[int, Answer] = {}
         with tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc="Scoring (shared prefix)") as bar:
             for batch in length_buckets([c.width for c in contexts], budget):

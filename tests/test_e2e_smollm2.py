@@ -47,9 +47,9 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     assert code == ExitCode.REGRESSION
     assert result["verdict"] == "FAIL" and report.startswith("❌ **gate: FAIL**")
     assert result["base"]["reference"] == "smollm2-135m-instruct"  # read from adapter_config.json
-    failed = {t["id"] for t in result["tasks"] if t["outcome"] == "FAIL"}
-    generative = {t["id"] for t in result["tasks"] if t["chat_template"]}
-    assert failed & generative, "format collapse must show in the generation tasks"
+    assert any(t["outcome"] == "FAIL" for t in result["tasks"]) or result["composite"]["outcome"] == "FAIL"
+    generative = [t["delta"] for t in result["tasks"] if t["chat_template"]]
+    assert min(generative) < -20, "format collapse must show in the generation tasks"
     assert any(t["right_to_wrong"] > 0 and t["flipped"] for t in result["tasks"])
     assert result["drift"]["kl_mean"] > 0.01
     if shutil.which("chromium"):  # the sign-off page, as a person sees it
@@ -60,7 +60,7 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
 
 def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path) -> None:
     config = tmp_path / "gate.yaml"
-    config.write_text("max_items: 100\n")
+    config.write_text("mode: fixed\nmax_items: 100\n")  # issue 2's single look: Tango + Holm
     code, result, _ = _gate(tmp_path, "--ckpt", "smollm2-135m-instruct", "--config", str(config))
     assert code == ExitCode.OK and result["verdict"] == "PASS"
     assert all(t["delta"] == 0 and t["right_to_wrong"] == 0 for t in result["tasks"])

@@ -13,7 +13,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from gate.models import resolve_model
-from gate.scorer import GateHFLM, dequantised_folder, group_by_context, load_scorer_model
+from gate.scorer import GateHFLM, dequantised_folder, group_by_context, length_buckets, load_scorer_model
 
 TOLERANCE = 1e-4
 CHOICES = [" blue", " red and green and a little yellow", " mat", " a rather long answer that runs on and on", " x"]
@@ -51,11 +51,13 @@ def _pair(folder: Path, **options: Any) -> tuple[HFLM, GateHFLM]:
     return HFLM(**args), GateHFLM(**args)
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_matches_hflm_on_multiple_choice_requests(tiny_model: Path, batch_size: int) -> None:
-    reference, scorer = _pair(tiny_model, batch_size=batch_size)
+@pytest.mark.parametrize(("batch_size", "attention"), [(1, "sdpa"), (3, "sdpa"), (16, "sdpa"), (3, "eager")])
+def test_matches_hflm_on_multiple_choice_requests(tiny_model: Path, batch_size: int, attention: str) -> None:
+    reference, scorer = _pair(tiny_model, batch_size=batch_size, attn_implementation=attention)
+    assert scorer.model.config._attn_implementation == attention
     requests = _mc_requests()
     assert _max_diff(reference.loglikelihood(requests), scorer.loglikelihood(requests)) < TOLERANCE
+    assert scorer.loglikelihood([]) == []
 
 
 def test_greedy_flags_match_on_greedy_and_non_greedy_continuations(tiny_model: Path) -> None:
@@ -138,6 +140,23 @@ def test_each_context_runs_once_and_logits_only_where_scored(tiny_model: Path) -
     tail_tokens = sum(len(choice) - 1 for choice in choices)
     assert counts["body"] == sum(len(context) + tail_tokens for context in contexts)
     assert counts["head"] == len(contexts) * (1 + tail_tokens)  # the first token's distribution serves every choice
+
+
+def test_requests_beyond_a_sliding_window_fall_back_to_hflm(tiny_model: Path) -> None:
+    reference, scorer = _pair(tiny_model, batch_size=4)
+    scorer.model.config.sliding_window = 6  # packed rows would ignore a window: requests longer than it go to HFLM
+    requests = [(None, [11, 12, 13, 14], [21, 22, 23]), (None, [11, 12, 13, 14], [31])]
+    counts, hooks = _count_tokens(scorer.model)
+    actual = scorer._loglikelihood_tokens(requests)
+    for hook in hooks:
+        hook.remove()
+    assert counts["head"] == counts["body"] == 2 * 6  # HFLM's path: two padded rows, logits everywhere
+    assert _max_diff(reference._loglikelihood_tokens(requests), actual) < TOLERANCE
+
+
+def test_length_buckets_limit_padding_and_tokens() -> None:
+    assert list(length_buckets([10, 10, 9, 5, 5, 1], budget=30)) == [slice(0, 3), slice(3, 5), slice(5, 6)]
+    assert list(length_buckets([50, 4], budget=30)) == [slice(0, 1), slice(1, 2)]  # too wide still gets a batch
 
 
 def test_group_by_context_shares_contexts_and_deduplicates() -> None:
