@@ -219,7 +219,17 @@ def _mirrored_requests(tmp_path: Path) -> Iterator[tuple[str, list[Instance]]]:
         yield prepared.spec.id, list(task.instances)
 
 
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """One torch thread: on a shared runner, intra-op threads waiting on each other made this test 4x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_matches_hflm_on_the_embedded_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = resolve_model("smollm2-135m-instruct").hflm_args(
         device="cpu", dtype="float32", batch_size=8, trust_remote_code=False
