@@ -206,6 +206,20 @@ def compare(a_path: Path, b_path: Path, fmt: ReportFormat = "md") -> str:
         return render_comparison(compare_results(a, b, sources=(str(a_path), str(b_path))), fmt)
 
 
+def _suite_and_tasks(config: GateConfig) -> tuple[Suite, list[PreparedTask]]:
+    """The configured suite, checked against the config's task keys, with its items sampled."""
+    suite = load_suite(config.suite)
+    _check_task_keys(config, suite)
+    tasks = prepare_tasks(
+        suite,
+        seed=config.seed,
+        caps=config.items,
+        max_items=config.max_items,
+        data_dir=Path(config.data_dir) if config.data_dir else None,
+    )
+    return suite, tasks
+
+
 def sequential_policy(config: GateConfig, composite_budget: float) -> SequentialPolicy:
     """The sequential design's error rates and smoke stage, from gate.yaml."""
     return SequentialPolicy(
@@ -224,15 +238,7 @@ def plan(
     """Per task of the suite: items needed for its budget, items planned within its cap, what they can detect."""
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(suite=suite, data_dir=str(data_dir) if data_dir else None)
-    the_suite = load_suite(gate_config.suite)
-    _check_task_keys(gate_config, the_suite)
-    tasks = prepare_tasks(
-        the_suite,
-        seed=gate_config.seed,
-        caps=gate_config.items,
-        max_items=gate_config.max_items,
-        data_dir=Path(gate_config.data_dir) if gate_config.data_dir else None,
-    )
+    the_suite, tasks = _suite_and_tasks(gate_config)
     budgets = {spec.id: gate_config.budgets.get(spec.id, spec.budget) for spec in the_suite.tasks}
     policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
     return sequential_plan(budgets, {task.spec.id: task.units for task in tasks}, policy)
@@ -270,16 +276,7 @@ def run(
     checkpoint = resolve(ckpt, base=base_model)
     if base_model is None:
         base_model = checkpoint.base or resolve(gate_config.base)
-    the_suite = load_suite(gate_config.suite)
-    _check_task_keys(gate_config, the_suite)
-
-    tasks = prepare_tasks(
-        the_suite,
-        seed=gate_config.seed,
-        caps=gate_config.items,
-        max_items=gate_config.max_items,
-        data_dir=Path(gate_config.data_dir) if gate_config.data_dir else None,
-    )
+    the_suite, tasks = _suite_and_tasks(gate_config)
     settings = ScoringSettings(
         device=gate_config.device,
         dtype=gate_config.dtype,

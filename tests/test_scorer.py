@@ -15,7 +15,11 @@ from lm_eval.models.huggingface import HFLM
 from gate.models import resolve_model
 from gate.scorer import GateHFLM, dequantised_folder, group_by_context, length_buckets, load_scorer_model
 
+# A request's log-likelihood may differ from HFLM's by TOLERANCE plus RELATIVE of its size: the packed rows change
+# the attention's float32 rounding by ~1e-5 a token, which adds up over long continuations (PIQA's longest, at a
+# log-likelihood of -330, differ by 1.2e-4; HFLM itself moves by up to 4e-5 with its batch size).
 TOLERANCE = 1e-4
+RELATIVE = 1e-6
 CHOICES = [" blue", " red and green and a little yellow", " mat", " a rather long answer that runs on and on", " x"]
 CONTEXTS = [
     "Question: what colour is the sky?\nAnswer:",
@@ -41,9 +45,12 @@ def _mc_requests() -> list[Instance]:
 
 
 def _max_diff(expected: list[tuple[float, bool]], actual: list[tuple[float, bool]]) -> float:
+    """Check the greedy flags are equal and each log-likelihood within tolerance; the largest absolute difference."""
     assert len(expected) == len(actual)
     assert [greedy for _, greedy in expected] == [greedy for _, greedy in actual]
-    return max(abs(a - b) for (a, _), (b, _) in zip(expected, actual, strict=True))
+    diffs = [abs(a - b) for (a, _), (b, _) in zip(expected, actual, strict=True)]
+    assert all(d <= TOLERANCE + RELATIVE * abs(a) for d, (a, _) in zip(diffs, expected, strict=True)), max(diffs)
+    return max(diffs)
 
 
 def _pair(folder: Path, **options: Any) -> tuple[HFLM, GateHFLM]:
@@ -246,4 +253,3 @@ def test_matches_hflm_on_the_embedded_model(tmp_path: Path, capsys: pytest.Captu
     with capsys.disabled():
         print("\nmax |loglik diff| per task:", {k: f"{v:.2e}" for k, v in diffs.items()})
     assert set(diffs) == {"arc_easy", "hellaswag", "piqa", "winogrande", "mmlu"}
-    assert max(diffs.values()) < TOLERANCE
