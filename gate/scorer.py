@@ -150,6 +150,7 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
         contexts, truncated = group_by_context(requests, self.max_length)
         if truncated:
             log.warning("%d request(s) exceed max_length %d: truncated from the left", truncated, self.max_length)
+        # batch_size="auto" would probe memory with HFLM's request shapes: take max_batch_size instead.
         rows = override_bs or (self.batch_size if isinstance(self.batch_size, int) else self.max_batch_size)
         # HFLM's largest batch: `rows` of its longest input (context + continuation, less the last token).
         budget = rows * max(
@@ -167,7 +168,7 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
         return [results[index] for index in range(len(requests))]
 
     def _can_pack(self, requests: Sequence[Request]) -> bool:
-        """Whether packed rows compute exactly what HFLM's one-sequence-per-request batches do."""
+        """Whether packed rows compute what HFLM's one-sequence-per-request batches do (up to float rounding)."""
         peft_config = getattr(self.model, "active_peft_config", None)
         config = self.model.config
         window = getattr(config.get_text_config(), "sliding_window", None)
@@ -208,9 +209,9 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
             ).logits
         logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
         greedy = logprobs.argmax(dim=-1)
-        rows = torch.tensor([r for rows, _ in packed.spans for r in rows], device=self.device)
+        scored = torch.tensor([row for rows, _ in packed.spans for row in rows], device=self.device)
         targets = torch.tensor([t for _, tokens in packed.spans for t in tokens], device=self.device)
-        picked, hits = logprobs[rows, targets], greedy[rows] == targets
+        picked, hits = logprobs[scored, targets], greedy[scored] == targets
         sizes = [len(tokens) for _, tokens in packed.spans]
         requests = (indices for context in batch for indices in context.continuations.values())
         per_request = zip(requests, torch.split(picked, sizes), torch.split(hits, sizes), strict=True)
