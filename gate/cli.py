@@ -21,6 +21,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 _QUIET_LOGGERS = ("lm_eval", "lm-eval", "transformers", "datasets", "peft", "accelerate", "httpx", "urllib3")
 
 
+DATA_DIR_OPTION = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="GATE_DATA_DIR",
+    default=None,
+    help="Offline mirror of the suite's datasets (env GATE_DATA_DIR).",
+)
+
+
 def _fail(message: str, code: ExitCode) -> None:
     click.echo(f"gate: error: {message}", err=True)
     sys.exit(int(code))
@@ -99,13 +108,7 @@ def main() -> None:
     show_default=True,
     help="Folder for report.md and result.json.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="GATE_DATA_DIR",
-    default=None,
-    help="Offline mirror of the suite's datasets (env GATE_DATA_DIR).",
-)
+@DATA_DIR_OPTION
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None, help="Batch size for both models.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device for both models.")
 @click.option("--allow-pickle", is_flag=True, default=None, help="Allow pickle (.bin) weights, which can run code.")
@@ -173,13 +176,7 @@ def run(
 @main.command("plan")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml.")
 @click.option("--suite", default=None, help="Suite name or path to a suite folder.")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="GATE_DATA_DIR",
-    default=None,
-    help="Offline mirror of the suite's datasets (env GATE_DATA_DIR).",
-)
+@DATA_DIR_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
 def plan_command(config_path: Path | None, suite: str | None, data_dir: Path | None, verbose: bool) -> None:

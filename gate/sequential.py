@@ -42,7 +42,14 @@ from gate.stats import (
     sequence_units,
     tango_required_items,
 )
-from gate.verdict import COMPOSITE, MIN_UNITS_TO_ESTIMATE_DISCORDANCE, Outcome, TaskDecision, TaskEvidence
+from gate.verdict import (
+    COMPOSITE,
+    MIN_UNITS_TO_ESTIMATE_DISCORDANCE,
+    Outcome,
+    TaskDecision,
+    TaskEvidence,
+    check_task_names,
+)
 
 # The smoke stage runs three checks per task (catastrophic drop, parse failures, one answer for everything),
 # each at a third of the task's smoke level.
@@ -417,15 +424,6 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
     return TaskLook(decision, pending=reason is None, reason=reason)
 
 
-def _check_names(evidence: Sequence[TaskEvidence], policy: SequentialPolicy) -> None:
-    if not evidence:
-        raise ValueError("no tasks to decide: pass at least one TaskEvidence")
-    names = [e.name for e in evidence] + ([COMPOSITE] if policy.composite_budget is not None else [])
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ValueError(f"task names must be unique, repeated: {', '.join(duplicates)}")
-
-
 def look(
     evidence: Sequence[TaskEvidence],
     policy: SequentialPolicy,
@@ -444,7 +442,7 @@ def look(
     evidence gives the same verdict. ValueError on no tasks, clashing names, or a task missing from planned or
     exhausted.
     """
-    _check_names(evidence, policy)
+    check_task_names(evidence, with_composite=policy.composite_budget is not None)
     answers = answers or {}
     names = {e.name for e in evidence}
     for label, mapping in (("planned", planned), ("exhausted", exhausted)):

@@ -270,14 +270,19 @@ def _decide_one(fit: _Fit, p_adjusted: float, level: float, family: int, policy:
     )
 
 
-def decide(evidence: Sequence[TaskEvidence], policy: Policy = Policy()) -> Verdict:
-    """Decide every task, the composite and the gate; ValueError on no tasks or duplicate task names."""
+def check_task_names(evidence: Sequence[TaskEvidence], *, with_composite: bool) -> None:
+    """ValueError on no tasks, or on names that clash with each other or with the composite."""
     if not evidence:
         raise ValueError("no tasks to decide: pass at least one TaskEvidence")
-    names = [e.name for e in evidence] + ([COMPOSITE] if policy.composite_budget is not None else [])
+    names = [e.name for e in evidence] + ([COMPOSITE] if with_composite else [])
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"task names must be unique, repeated: {', '.join(duplicates)}")
+
+
+def decide(evidence: Sequence[TaskEvidence], policy: Policy = Policy()) -> Verdict:
+    """Decide every task, the composite and the gate; ValueError on no tasks or duplicate task names."""
+    check_task_names(evidence, with_composite=policy.composite_budget is not None)
     fits = [_fit_task(e, policy) for e in evidence]
     if policy.composite_budget is not None:
         fits.append(_fit_composite(fits, [e.weight for e in evidence], policy.composite_budget))
