@@ -5,22 +5,25 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gate.cache import CachedScorer, ResultCache
 from gate.config import GateConfig, load_config
 from gate.drift import Drift, measure_drift
 from gate.errors import BadInputError, ConfigError, ExitCode
-from gate.evaluate import Evaluation, evaluate_fixed, evaluate_sequential
+from gate.evaluate import Evaluation, ItemScorer, evaluate_fixed, evaluate_sequential
 from gate.files import atomic_write_text
 from gate.models import ResolvedModel, resolve_model
 from gate.report import ReportFormat, render_html, render_markdown
 from gate.report.compare import compare_results, render_comparison
 from gate.result import (
+    ActiveWaiver,
     CompositeResult,
+    Diagnosis,
     FlippedItem,
     GateResult,
     ModelInfo,
@@ -32,8 +35,8 @@ from gate.result import (
 from gate.runner import ModelPair, PairedTask, ScoringSettings
 from gate.sequential import SequentialPolicy, TaskPlan
 from gate.sequential import plan as sequential_plan
-from gate.suites import PreparedTask, Suite, load_suite, prepare_tasks, suite_fingerprint
-from gate.verdict import Outcome, Policy, TaskDecision
+from gate.suites import PreparedTask, Suite, TaskSpec, cache_dir, load_suite, prepare_tasks, suite_fingerprint
+from gate.verdict import Outcome, Policy, TaskDecision, diagnose
 
 log = logging.getLogger("gate")
 FLIPPED_KEPT = 20
@@ -56,7 +59,9 @@ def _check_task_keys(config: GateConfig, suite: Suite) -> None:
                 )
 
 
-def _task_result(task: PairedTask, decision: TaskDecision, reason: str, planned: int) -> TaskResult:
+def _task_result(
+    task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None
+) -> TaskResult:
     spec = task.task.spec
     lost = [item for item in task.items if item.base_score > item.ckpt_score]
     gained = [item for item in task.items if item.base_score < item.ckpt_score]
@@ -92,12 +97,16 @@ def _task_result(task: PairedTask, decision: TaskDecision, reason: str, planned:
             for item in lost[:FLIPPED_KEPT]
         ],
         items=[[item.doc_id, item.base_score, item.ckpt_score] for item in task.items],
+        diagnosis=diagnosis,
     )
 
 
-def _summary(evaluation: Evaluation) -> str:
+def _summary(evaluation: Evaluation, waived: Collection[str]) -> str:
     def listed(decisions: list[TaskDecision]) -> str:
-        return ", ".join(f"{d.name} ({d.delta:+.1f} pts, budget {d.budget:g})" for d in decisions)
+        return ", ".join(
+            f"{d.name} ({d.delta:+.1f} pts, {'waived ' if d.name in waived else ''}budget {d.budget:g})"
+            for d in decisions
+        )
 
     decisions = list(evaluation.decisions.values()) + ([evaluation.composite] if evaluation.composite else [])
     failed = [d for d in decisions if d.outcome is Outcome.FAIL]
@@ -134,11 +143,23 @@ def build_result(
         c = evaluation.composite
         composite = CompositeResult(c.delta, c.lower, c.upper, c.p_fail, c.p_fail_adjusted, c.budget, c.outcome.value)
     code = exit_code_for(evaluation.outcome.value, config.warn_blocks)
+    normal = config.normal_budgets({spec.id: spec.budget for spec in suite.tasks})
+    waivers = [
+        ActiveWaiver(waiver.task, waiver.budget, normal[waiver.task], waiver.reason, waiver.expires.isoformat())
+        for waiver in config.waivers
+    ]
+
+    def diagnosis(spec: TaskSpec) -> Diagnosis | None:
+        twin = spec.loglik_twin
+        if twin is None:
+            return None
+        return diagnose(evaluation.decisions[spec.id], evaluation.decisions[twin], normal[twin])
+
     return GateResult(
         verdict=evaluation.outcome.value,
         blocking=code is ExitCode.REGRESSION,
         exit_code=int(code),
-        summary=_summary(evaluation),
+        summary=_summary(evaluation, {waiver.task for waiver in waivers}),
         checkpoint=_model_info(checkpoint),
         base=_model_info(base),
         suite={
@@ -156,16 +177,18 @@ def build_result(
                 evaluation.decisions[task.task.spec.id],
                 evaluation.reasons[task.task.spec.id],
                 evaluation.planned[task.task.spec.id],
+                diagnosis(task.task.spec),
             )
             for task in evaluation.paired
         ],
         provenance={
             "versions": package_versions(),
             "hardware": hardware(settings.device),
-            "config": config.model_dump(by_alias=True),
+            "config": config.model_dump(by_alias=True, mode="json"),
         },
         drift=asdict(drift) if drift is not None else None,
         timing=timing,
+        waivers=waivers,
     )
 
 
@@ -239,9 +262,69 @@ def plan(
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(suite=suite, data_dir=str(data_dir) if data_dir else None)
     the_suite, tasks = _suite_and_tasks(gate_config)
-    budgets = {spec.id: gate_config.budgets.get(spec.id, spec.budget) for spec in the_suite.tasks}
+    budgets = gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)
     policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
     return sequential_plan(budgets, {task.spec.id: task.units for task in tasks}, policy)
+
+
+def _result_cache(config: GateConfig, settings: ScoringSettings) -> ResultCache | None:
+    """The per-item result cache the config asks for (None with `cache: false`)."""
+    if not config.cache:
+        return None
+    return ResultCache(Path(config.cache_dir) if config.cache_dir else cache_dir(), asdict(settings))
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What `gate baseline` left in the result cache: the base's items per task, and how many were already there."""
+
+    base: str
+    cache_dir: Path
+    items: dict[str, int]
+    reused: int
+    scored: int
+
+
+def baseline(
+    *,
+    base: str | None = None,
+    config: GateConfig | Path | None = None,
+    suite: str | None = None,
+    data_dir: Path | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Baseline:
+    """Score the base on every sampled item of the suite into the result cache, so later gate runs reuse them."""
+    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    gate_config = gate_config.with_overrides(
+        base=base, suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
+    )
+    cache = _result_cache(gate_config, _settings(gate_config))
+    if cache is None:
+        raise ConfigError("gate baseline fills the result cache, but the config says `cache: false`: remove that")
+    model = resolve_model(
+        gate_config.base, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
+    )
+    _, tasks = _suite_and_tasks(gate_config)
+    with ModelPair(model, model, _settings(gate_config)) as models:
+        CachedScorer(models, cache).score("base", tasks, {task.spec.id: task.doc_ids for task in tasks}, progress)
+    return Baseline(
+        base=model.describe(),
+        cache_dir=cache.root,
+        items={task.spec.id: len(task.doc_ids) for task in tasks},
+        reused=cache.stats.hits["base"],
+        scored=cache.stats.scored["base"],
+    )
+
+
+def _settings(config: GateConfig) -> ScoringSettings:
+    return ScoringSettings(
+        device=config.device,
+        dtype=config.dtype,
+        batch_size=config.batch_size,
+        trust_remote_code=config.trust_remote_code,
+    )
 
 
 def _now() -> str:
@@ -277,19 +360,16 @@ def run(
     if base_model is None:
         base_model = checkpoint.base or resolve(gate_config.base)
     the_suite, tasks = _suite_and_tasks(gate_config)
-    settings = ScoringSettings(
-        device=gate_config.device,
-        dtype=gate_config.dtype,
-        batch_size=gate_config.batch_size,
-        trust_remote_code=gate_config.trust_remote_code,
-    )
-    budgets = {spec.id: gate_config.budgets.get(spec.id, spec.budget) for spec in the_suite.tasks}
+    settings = _settings(gate_config)
+    budgets = gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    with ModelPair(base_model, checkpoint, settings) as models:
+    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
+        cache = _result_cache(gate_config, settings)
+        scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         if gate_config.mode == "fixed":
             policy = Policy(
                 alpha_fail=gate_config.alpha.fail,
@@ -297,16 +377,21 @@ def run(
                 composite_budget=composite_budget,
                 method=gate_config.method,
             )
-            evaluation = evaluate_fixed(models, tasks, budgets, policy, progress)
+            evaluation = evaluate_fixed(scorer, tasks, budgets, policy, progress)
         else:
             evaluation = evaluate_sequential(
-                models, tasks, budgets, sequential_policy(gate_config, composite_budget), progress
+                scorer, tasks, budgets, sequential_policy(gate_config, composite_budget), progress
             )
         seconds["scoring"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        drift = measure_drift(
-            functools.partial(models.token_logprobs, "base"), functools.partial(models.token_logprobs, "checkpoint")
-        )
+        drift = None
+        if models.model_identity("base")["vocabulary"] == models.model_identity("checkpoint")["vocabulary"]:
+            drift = measure_drift(
+                functools.partial(models.token_logprobs, "base"),
+                functools.partial(models.token_logprobs, "checkpoint"),
+            )
+        else:
+            log.warning("drift not measured: the tokenizers differ (allowed by allow_differences)")
         seconds["drift"] = round(time.monotonic() - t0, 1)
     seconds["total"] = round(time.monotonic() - clock, 1)
     result = build_result(
@@ -318,7 +403,13 @@ def run(
         config=gate_config,
         settings=settings,
         drift=drift,
-        timing={"started": started, "finished": _now(), "seconds": seconds, "looks": evaluation.looks},
+        timing={
+            "started": started,
+            "finished": _now(),
+            "seconds": seconds,
+            "looks": evaluation.looks,
+            "cache": asdict(cache.stats) if cache is not None else None,
+        },
     )
     if out_dir is not None:
         write_outputs(result, out_dir, html=html)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +32,14 @@ DATA_DIR_OPTION = click.option(
 )
 
 
+CACHE_DIR_OPTION = click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Folder of cached per-item results (default: GATE_CACHE_DIR, else ~/.cache/sft-gate).",
+)
+
+
 def _fail(message: str, code: ExitCode) -> None:
     click.echo(f"gate: error: {message}", err=True)
     sys.exit(int(code))
@@ -48,7 +58,11 @@ def handles_errors(command: F) -> F:
                 raise
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted; no result was written", ExitCode.INTERRUPTED)
+            _fail(
+                "interrupted; no result was written, finished items are kept in the result cache: "
+                "run the same command again to resume",
+                ExitCode.INTERRUPTED,
+            )
         except MemoryError:
             _fail("out of memory: lower --batch-size, or run on a machine with more memory", ExitCode.RUNTIME)
         except Exception as exc:
@@ -70,6 +84,9 @@ def _configure_logging(verbose: bool) -> None:
         import warnings
 
         warnings.filterwarnings("ignore")
+        # The libraries' download and loading bars would bury the gate's own progress lines and its one-line errors.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 
 def _progress(start: float) -> Callable[[str], None]:
@@ -87,6 +104,12 @@ def main() -> None:
     Scores a general-capability suite on the checkpoint and its base with lm-eval, decides with a paired
     statistical test whether it regressed beyond the budgets, and writes report.md and result.json.
     """
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """A CI job cancelled with SIGTERM stops like Ctrl-C: no partial result, the finished items kept."""
+    raise KeyboardInterrupt
 
 
 @main.command()
@@ -122,6 +145,8 @@ def main() -> None:
     default=None,
     help="Also write JUnit XML here: one test case per task, for GitLab, Jenkins, Azure, Buildkite.",
 )
+@CACHE_DIR_OPTION
+@click.option("--no-cache", is_flag=True, help="Score every item afresh; read and write no cached results.")
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
 def run(
@@ -138,9 +163,14 @@ def run(
     fail_on_warn: bool | None,
     html: bool,
     junit_path: Path | None,
+    cache_dir: Path | None,
+    no_cache: bool,
     verbose: bool,
 ) -> None:
     """Gate a checkpoint against its base; exit 0 PASS, 1 regression, 2 bad input, 3 runtime failure.
+
+    Per-item results are cached by model and item fingerprints: the base is scored once per suite, and an
+    interrupted run, started again, resumes where it stopped.
 
     Example: gate run --ckpt ./my-lora-adapter --suite core
     """
@@ -149,7 +179,11 @@ def run(
     from gate.config import load_config
 
     config = load_config(config_path).with_overrides(
-        allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, warn_blocks=fail_on_warn
+        allow_pickle=allow_pickle,
+        trust_remote_code=trust_remote_code,
+        warn_blocks=fail_on_warn,
+        cache=False if no_cache else None,
+        cache_dir=str(cache_dir) if cache_dir else None,
     )
     result = run_gate(
         ckpt,
@@ -171,6 +205,50 @@ def run(
 
         click.echo(f"junit: {write_junit(result.to_dict(), junit_path)}")
     sys.exit(result.exit_code)
+
+
+@main.command("baseline")
+@click.option("--base", default=None, help="Base model (default: gate.yaml's, or smollm2-135m-instruct).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml.")
+@click.option("--suite", default=None, help="Suite name or path to a suite folder.")
+@DATA_DIR_OPTION
+@CACHE_DIR_OPTION
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None, help="Batch size (must match the runs).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device (must match the runs).")
+@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@handles_errors
+def baseline_command(
+    base: str | None,
+    config_path: Path | None,
+    suite: str | None,
+    data_dir: Path | None,
+    cache_dir: Path | None,
+    batch_size: int | None,
+    device: str | None,
+    verbose: bool,
+) -> None:
+    """Score the base on every item of the suite into the result cache (a nightly job; CI restores the folder).
+
+    Example: gate baseline --suite core --cache-dir .gate-cache
+    """
+    _configure_logging(verbose)
+    from gate.api import baseline
+    from gate.config import load_config
+
+    config = load_config(config_path).with_overrides(cache_dir=str(cache_dir) if cache_dir else None)
+    done = baseline(
+        base=base,
+        config=config,
+        suite=suite,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        device=device,
+        progress=_progress(time.monotonic()),
+    )
+    click.echo(
+        f"baseline of {done.base}: {sum(done.items.values())} items over {len(done.items)} tasks in {done.cache_dir} "
+        f"({done.reused} already cached, {done.scored} scored)"
+    )
 
 
 @main.command("plan")

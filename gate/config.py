@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from gate.errors import ConfigError
 
@@ -26,6 +30,39 @@ class Alphas(_Strict):
 
     fail: Annotated[float, Field(gt=0, lt=0.5)] = 0.01
     pass_: Annotated[float, Field(gt=0, lt=0.5, alias="pass")] = 0.05
+
+
+def _iso_date(value: Any) -> date:
+    """YAML reads an unquoted 2027-03-01 as a date and a quoted one as text: accept both, as a date."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    text = value.strip() if isinstance(value, str) else ""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise PydanticCustomError("date_format", "expected a date such as 2027-03-01")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise PydanticCustomError("date_format", "no such day: expected a date such as 2027-03-01") from None
+
+
+def _has_text(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("reason", "a waiver needs a reason: say why this regression is accepted")
+    return value.strip()
+
+
+class Waiver(_Strict):
+    """An accepted regression: the task's budget loosened to `budget` points, for a stated reason, until `expires`."""
+
+    task: str
+    budget: Points
+    reason: Annotated[str, AfterValidator(_has_text)]
+    expires: Annotated[date, BeforeValidator(_iso_date)]
+
+
+def utc_today() -> date:
+    """Today's date in UTC: the day waivers are checked against."""
+    return datetime.now(timezone.utc).date()
 
 
 class GateConfig(_Strict):
@@ -51,6 +88,13 @@ class GateConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    waivers: list[Waiver] = []
+    # Per-item results of both models are kept here (default: GATE_CACHE_DIR, else ~/.cache/sft-gate), so the base
+    # is scored once per suite and an interrupted run resumes; `cache: false` scores everything afresh.
+    cache: bool = True
+    cache_dir: str | None = None
+    # Differences between base and checkpoint that are refused unless listed here on purpose.
+    allow_differences: list[Literal["tokenizer", "chat_template"]] = []
 
     def with_overrides(self, **overrides: Any) -> GateConfig:
         """A copy with the given fields replaced (None means keep), validated like the file."""
@@ -58,11 +102,53 @@ class GateConfig(_Strict):
         merged.update({k: v for k, v in overrides.items() if v is not None})
         return parse_config(merged, source="command line")
 
+    def normal_budgets(self, suite_budgets: Mapping[str, float]) -> dict[str, float]:
+        """Each task's budget before waivers: the suite's, or the one `budgets:` sets."""
+        return {task: self.budgets.get(task, budget) for task, budget in suite_budgets.items()}
+
+    def task_budgets(
+        self, suite_budgets: Mapping[str, float], *, suite: str, today: date | None = None
+    ) -> dict[str, float]:
+        """The budgets the verdict uses: normal ones loosened by the waivers; ConfigError on a waiver that cannot apply.
+
+        A waiver must name a task of the suite (once), must not have expired (`expires` before `today`, default
+        the UTC date) and must loosen: its budget above the task's normal budget.
+        """
+        budgets = self.normal_budgets(suite_budgets)
+        day = today or utc_today()
+        waived: set[str] = set()
+        for waiver in self.waivers:
+            task, normal = waiver.task, budgets.get(waiver.task)
+            if normal is None:
+                raise ConfigError(
+                    f"waivers.{task}: suite {suite} has no task '{task}' (its tasks: {', '.join(sorted(budgets))})"
+                )
+            if task in waived:
+                raise ConfigError(f"waivers.{task}: the task is waived twice: keep one waiver per task")
+            if waiver.expires < day:
+                raise ConfigError(
+                    f"waivers.{task}: the waiver expired on {waiver.expires.isoformat()} (today is {day.isoformat()}, "
+                    "UTC): renew it with a later `expires` if the regression is still accepted, or remove it"
+                )
+            if waiver.budget <= normal:
+                raise ConfigError(
+                    f"waivers.{task}: budget {waiver.budget:g} is not looser than the task's budget {normal:g}: "
+                    f"a waiver only loosens, so give it a budget above {normal:g} or remove it"
+                )
+            waived.add(task)
+        return {**budgets, **{waiver.task: waiver.budget for waiver in self.waivers}}
+
+
+def _shown(text: str) -> str:
+    """Text as it may appear inside a one-line message: line breaks and other controls escaped."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
 
 def _describe(error: dict[str, Any]) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    key = _shown(".".join(str(part) for part in error["loc"])) or "(top level)"
     if error["type"] == "extra_forbidden":
-        model: type[BaseModel] = Alphas if error["loc"][0] == "alpha" else GateConfig
+        sections: dict[str, type[BaseModel]] = {"alpha": Alphas, "waivers": Waiver}
+        model = sections.get(str(error["loc"][0]), GateConfig) if len(error["loc"]) > 1 else GateConfig
         allowed = ", ".join(sorted(f.alias or name for name, f in model.model_fields.items()))
         return f"unknown key '{key}' (allowed here: {allowed})"
     value = error.get("input")
@@ -92,7 +178,7 @@ def load_config(path: Path | None) -> GateConfig:
         raise ConfigError(f"config file {path} does not exist: pass an existing gate.yaml to --config")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: 2027-02-30
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""
         raise ConfigError(f"{path}:{where} is not valid YAML: fix the syntax ({str(exc).splitlines()[0]})") from None

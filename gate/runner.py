@@ -7,7 +7,8 @@ import gc
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,11 @@ from gate.models import ResolvedModel
 from gate.suites import PreparedTask, bare_task_manager
 
 log = logging.getLogger("gate")
+# Every model must give finite next-token log-probabilities on this text before it is scored: NaN or inf weights
+# (a diverged fine-tune, a float16 overflow) show up here instead of as silently meaningless scores.
+FINITE_PROBE = "The library opens at nine. Water boils at 100 degrees Celsius, and 3 + 4 = 7."
+_LOGLIKELIHOOD_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling")
+_OOM_MESSAGES = ("out of memory", "can't allocate memory")
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,22 @@ def _target_of(sample: dict[str, Any], output_type: str) -> str:
     return str(target)
 
 
-def _outputs(task: PreparedTask, doc_ids: Sequence[int], samples: list[dict[str, Any]]) -> list[ItemOutput]:
+def _non_finite(model: ResolvedModel, what: str, dtype: str) -> RunError:
+    """The RunError for a model whose numbers are NaN or inf: which model, where, and the fix."""
+    fix = "check its weights for NaN or inf and re-export it from a healthy training step"
+    if dtype != "float32":
+        fix += ", or score in float32 (dtype: float32 in gate.yaml)"
+    return RunError(f"{model.describe()} produces {what}, so it cannot be scored: {fix}")
+
+
+def _logliks(sample: dict[str, Any]) -> list[float]:
+    """The log-likelihoods lm-eval computed for a loglikelihood-type item, one per request."""
+    return [float(r[0] if isinstance(r, list | tuple) else r) for r in sample["filtered_resps"]]
+
+
+def _outputs(
+    task: PreparedTask, doc_ids: Sequence[int], samples: list[dict[str, Any]], model: ResolvedModel, dtype: str
+) -> list[ItemOutput]:
     spec = task.spec
     output_type = str(task.lm_eval_config.get("output_type", "generate_until"))
     by_doc: dict[int, dict[str, Any]] = {}
@@ -115,11 +136,20 @@ def _outputs(task: PreparedTask, doc_ids: Sequence[int], samples: list[dict[str,
                 f"task {spec.id} has no per-item metric '{spec.metric}' (it logs {sample['metrics']}): "
                 "fix `metric` in the suite spec"
             )
+        where = f"on task {spec.id} item {doc_id}"
+        if output_type in _LOGLIKELIHOOD_TYPES:
+            # -inf is a continuation the model rules out; NaN or +inf is no log-likelihood at all.
+            broken = [ll for ll in _logliks(sample) if math.isnan(ll) or ll == math.inf]
+            if broken:
+                raise _non_finite(model, f"a log-likelihood of {broken[0]} {where}", dtype)
+        score = float(sample[spec.metric])
+        if not math.isfinite(score):
+            raise _non_finite(model, f"a {spec.metric} of {score} {where}", dtype)
         cluster = sample["doc"].get(spec.cluster_field) if spec.cluster_field else None
         outputs.append(
             ItemOutput(
                 doc_id=doc_id,
-                score=float(sample[spec.metric]),
+                score=score,
                 answer=_answer_of(sample, output_type, spec.metric),
                 target=_target_of(sample, output_type),
                 prompt=str(sample["arguments"][0][0]),
@@ -130,7 +160,8 @@ def _outputs(task: PreparedTask, doc_ids: Sequence[int], samples: list[dict[str,
 
 
 def _load(model: ResolvedModel, settings: ScoringSettings) -> Any:
-    from lm_eval.models.huggingface import HFLM
+    """lm-eval's HFLM with the gate's shared-prefix multiple-choice scorer (gate.scorer)."""
+    from gate.scorer import load_scorer_model
 
     args = model.hflm_args(
         device=settings.device,
@@ -139,7 +170,7 @@ def _load(model: ResolvedModel, settings: ScoringSettings) -> Any:
         trust_remote_code=settings.trust_remote_code,
     )
     try:
-        return HFLM(**args)
+        return load_scorer_model(args)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RunError(f"{model.describe()} failed to load ({reason}): check that the files are complete") from None
@@ -157,10 +188,18 @@ class ModelPair:
 
     An adapter whose base is the run's base is applied to that one loaded model, and the base is scored with the
     adapter switched off: one load instead of two, and the exact base weights. Identical weights load once.
+    Each model must give finite log-probabilities on FINITE_PROBE before anything is scored.
     """
 
-    def __init__(self, base: ResolvedModel, checkpoint: ResolvedModel, settings: ScoringSettings) -> None:
+    def __init__(
+        self,
+        base: ResolvedModel,
+        checkpoint: ResolvedModel,
+        settings: ScoringSettings,
+        allow_differences: Collection[str] = (),
+    ) -> None:
         self.base, self.checkpoint, self.settings = base, checkpoint, settings
+        self.allow_differences = frozenset(allow_differences)
         self.adapter_on_base = (
             checkpoint.kind == "adapter"
             and checkpoint.base is not None
@@ -171,20 +210,39 @@ class ModelPair:
         self._base_lm = self._ckpt_lm if self.adapter_on_base or same_weights else _load(base, settings)
         if self._base_lm is not self._ckpt_lm:
             self._check_tokenizers()
+        self._check_finite()
 
     def _check_tokenizers(self) -> None:
         base_vocab, base_template = _tokenizer_identity(self._base_lm)
         ckpt_vocab, ckpt_template = _tokenizer_identity(self._ckpt_lm)
-        if base_vocab != ckpt_vocab:
+        if base_vocab != ckpt_vocab and "tokenizer" not in self.allow_differences:
             raise BadInputError(
                 f"{self.checkpoint.reference} has a different tokenizer vocabulary from the base "
-                f"{self.base.reference}, so their scores are not comparable: gate it against its own base (--base)"
+                f"{self.base.reference}, so their scores are not comparable: gate it against its own base (--base), "
+                "or list `tokenizer` under allow_differences in gate.yaml if the change is on purpose"
             )
-        if base_template != ckpt_template:
+        if base_template != ckpt_template and "chat_template" not in self.allow_differences:
             raise BadInputError(
                 f"{self.checkpoint.reference} has a different chat template from the base {self.base.reference}, "
-                "so their prompts would differ: save the base's tokenizer files with the checkpoint"
+                "so their prompts would differ: save the base's tokenizer files with the checkpoint, "
+                "or list `chat_template` under allow_differences in gate.yaml if the change is on purpose"
             )
+
+    def _check_finite(self) -> None:
+        """RunError naming the model if base or checkpoint gives NaN log-probabilities on FINITE_PROBE."""
+        import torch
+
+        one_model = self._base_lm is self._ckpt_lm and not self.adapter_on_base
+        for role in ("base",) if one_model else ("base", "checkpoint"):
+            if torch.isnan(torch.log_softmax(self._logits(role, FINITE_PROBE), dim=-1)).any():
+                model = self._active(role)[1]
+                raise _non_finite(model, "NaN or inf logits on a probe text", self.settings.dtype)
+
+    def model_identity(self, role: str) -> dict[str, str]:
+        """What decides `role`'s outputs besides the settings: its weights fingerprint, vocabulary and chat template."""
+        lm, model, _ = self._active(role)
+        vocab, template = _tokenizer_identity(lm)
+        return {"fingerprint": model.fingerprint, "vocabulary": vocab, "chat_template": template}
 
     def close(self) -> None:
         """Release both models."""
@@ -214,17 +272,61 @@ class ModelPair:
         """Score `role` ("base" or "checkpoint") on the given doc ids of each task, in that order."""
         lm, model, context = self._active(role)
         with context:
-            return _score(lm, model, tasks, doc_ids, progress)
+            return _score(lm, model, tasks, doc_ids, progress, self.settings)
 
-    def token_logprobs(self, role: str, text: str) -> np.ndarray:
-        """Next-token log-probabilities (positions x vocabulary) of `role` on a plain text."""
+    def _logits(self, role: str, text: str) -> Any:
+        """`role`'s logits (positions x vocabulary, float32) on a plain text."""
         import torch
 
         lm, _, context = self._active(role)
         ids = lm.tokenizer(text, return_tensors="pt").input_ids.to(lm.device)
         with context, torch.no_grad():
-            logits = lm.model(ids).logits[0, :-1].float()
-        return torch.log_softmax(logits, dim=-1).cpu().numpy()
+            return lm.model(ids).logits[0].float()
+
+    def token_logprobs(self, role: str, text: str) -> np.ndarray:
+        """Next-token log-probabilities (positions x vocabulary) of `role` on a plain text."""
+        import torch
+
+        return torch.log_softmax(self._logits(role, text)[:-1], dim=-1).cpu().numpy()
+
+
+def _is_out_of_memory(exc: RuntimeError) -> bool:
+    """torch's OutOfMemoryError, or a RuntimeError saying so (the CPU allocator's says "can't allocate memory")."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or any(message in str(exc) for message in _OOM_MESSAGES)
+
+
+def _evaluate(lm: Any, model: ResolvedModel, **kwargs: Any) -> dict[str, Any] | None:
+    """lm_eval.simple_evaluate on `lm`; out of memory, the same call again at half the batch size, down to 1.
+
+    The smaller batch size stays for the rest of the run: it is what fits.
+    """
+    import lm_eval
+    import torch
+
+    while True:
+        try:
+            return lm_eval.simple_evaluate(model=lm, **kwargs)  # type: ignore[no-any-return]
+        except RuntimeError as exc:
+            if not _is_out_of_memory(exc):
+                raise
+        size = int(lm.batch_size_per_gpu)  # HFLM's `batch_size` property, read by every request type
+        if size <= 1:
+            raise RunError(
+                f"{model.describe()} ran out of memory even at batch size 1 (--batch-size cannot go lower): "
+                "free memory on the machine, use a device with more memory, or set dtype: bfloat16 in gate.yaml"
+            )
+        lm.batch_size_per_gpu = size // 2
+        log.warning(
+            "%s ran out of memory at batch size %d: retrying at %d (kept for the rest of the run)",
+            model.describe(),
+            size,
+            size // 2,
+        )
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def _score(
@@ -233,9 +335,8 @@ def _score(
     tasks: Sequence[PreparedTask],
     doc_ids: Mapping[str, Sequence[int]],
     progress: ProgressHook | None,
+    settings: ScoringSettings,
 ) -> ModelScores:
-    import lm_eval
-
     has_template = getattr(lm.tokenizer, "chat_template", None) is not None
     outputs: dict[str, list[ItemOutput]] = {}
     templates: dict[str, bool] = {}
@@ -248,8 +349,9 @@ def _score(
             mode = "with chat template" if use_template else "plain prompts"
             progress(f"scoring {model.describe()}: {len(group)} task(s), {n_items} items, {mode}")
         try:
-            results = lm_eval.simple_evaluate(
-                model=lm,
+            results = _evaluate(
+                lm,
+                model,
                 tasks=[t.lm_eval_config for t in group],
                 samples={t.spec.id: list(doc_ids[t.spec.id]) for t in group},
                 log_samples=True,
@@ -266,7 +368,8 @@ def _score(
         if results is None:
             raise RunError(f"lm-eval returned no results for {model.describe()}")
         for task in group:
-            outputs[task.spec.id] = _outputs(task, doc_ids[task.spec.id], results["samples"][task.spec.id])
+            samples = results["samples"][task.spec.id]
+            outputs[task.spec.id] = _outputs(task, doc_ids[task.spec.id], samples, model, settings.dtype)
             templates[task.spec.id] = use_template
     return ModelScores(outputs, templates)
 

@@ -64,6 +64,9 @@ class TaskSpec(_Strict):
     # The effective discordance r the item cap was planned with (E[d^2]: the disagreement rate for 0/1 scores).
     discordance: Annotated[float, Field(gt=0, le=1)] | None = None
     data: DataSpec | None = None
+    # A generation task's multiple-choice counterpart on the same facts: a drop here while the twin holds is
+    # labelled format/alignment, not knowledge (a diagnosis, never the verdict; not part of the fingerprint).
+    loglik_twin: str | None = None
 
 
 class Suite(_Strict):
@@ -96,6 +99,8 @@ class PreparedTask:
     pool_size: int
     fingerprint: str
     clusters: tuple[str, ...] | None = None
+    scoring_key: str = ""
+    item_keys: tuple[str, ...] = ()
 
     @property
     def units(self) -> int:
@@ -152,7 +157,28 @@ def load_suite(name_or_path: str) -> Suite:
     ids = [spec.id for spec in suite.tasks]
     if len(set(ids)) != len(ids):
         raise SuiteError(f"{path}: task ids must be unique, got {ids}")
+    for spec in suite.tasks:
+        if spec.loglik_twin is not None and (spec.loglik_twin not in ids or spec.loglik_twin == spec.id):
+            raise SuiteError(
+                f"{path}: task {spec.id} has loglik_twin '{spec.loglik_twin}', which is not another task of the "
+                f"suite: name one of {', '.join(i for i in ids if i != spec.id)}, or drop the key"
+            )
     return suite
+
+
+def _check_twins(tasks: list[PreparedTask]) -> None:
+    """A loglik_twin pairs a generation task with a multiple-choice one: SuiteError otherwise."""
+    # lm-eval's own default when a config says nothing
+    output_type = {task.spec.id: task.lm_eval_config.get("output_type", "generate_until") for task in tasks}
+    for task in tasks:
+        twin = task.spec.loglik_twin
+        if twin is None:
+            continue
+        if output_type[task.spec.id] != "generate_until" or output_type[twin] != "multiple_choice":
+            raise SuiteError(
+                f"task {task.spec.id} ({output_type[task.spec.id]}) names loglik_twin {twin} ({output_type[twin]}): "
+                "a twin pairs a generate_until task with a multiple_choice task on the same facts; fix or drop the key"
+            )
 
 
 def suite_data_dir(suite: Suite, data_dir: Path | None, seed: int | None) -> Path | None:
@@ -291,17 +317,38 @@ def _canonical(value: Any) -> Any:
     return str(value)
 
 
-def _fingerprint_task(task: Any, spec: TaskSpec, doc_ids: tuple[int, ...]) -> str:
+def _digest(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=_canonical, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _TaskIdentity:
+    fingerprint: str  # what is measured: spec, config and the sampled items
+    scoring_key: str  # what decides one item's score: config, task version, metric, filter, chat-template setting
+    item_keys: tuple[str, ...]  # each sampled item's rendered prompt, choices and target
+
+
+def _identify_task(task: Any, spec: TaskSpec, doc_ids: tuple[int, ...]) -> _TaskIdentity:
     docs = task.eval_docs
     rendered = []
     for doc_id in doc_ids:
         doc = docs[doc_id]
         choices = task.doc_to_choice(doc) if task.OUTPUT_TYPE == "multiple_choice" else None
         rendered.append([doc_id, task.doc_to_text(doc), choices, task.doc_to_target(doc)])
-    config = {k: v for k, v in task.config.to_dict().items() if k not in {"dataset_kwargs", "metadata"}}
-    payload = {"spec": spec.model_dump(), "config": config, "items": rendered}
-    text = json.dumps(payload, sort_keys=True, default=_canonical, ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    full = task.config.to_dict()
+    config = {k: v for k, v in full.items() if k not in {"dataset_kwargs", "metadata"}}
+    version = (full.get("metadata") or {}).get("version")
+    scoring = {
+        "config": config,
+        "task_version": version,
+        "spec": spec.model_dump(include={"metric", "filter", "chat_template", "cluster_field"}),
+    }
+    return _TaskIdentity(
+        fingerprint=_digest({"spec": spec.model_dump(exclude={"loglik_twin"}), "config": config, "items": rendered}),
+        scoring_key=_digest(scoring),
+        item_keys=tuple(_digest(item) for item in rendered),
+    )
 
 
 def prepare_tasks(
@@ -334,8 +381,14 @@ def prepare_tasks(
         clusters = None
         if spec.cluster_field:
             doc_ids, clusters = _cluster_contiguous(doc_ids, [str(docs[i][spec.cluster_field]) for i in doc_ids])
-        fingerprint = _fingerprint_task(task, spec, doc_ids)
-        prepared.append(PreparedTask(spec, config, doc_ids, len(docs), fingerprint, clusters))
+        identity = _identify_task(task, spec, doc_ids)
+        prepared.append(
+            PreparedTask(
+                spec, config, doc_ids, len(docs), identity.fingerprint, clusters, identity.scoring_key,
+                identity.item_keys,
+            )
+        )
+    _check_twins(prepared)
     return prepared
 
 

@@ -16,6 +16,7 @@ from functools import partial
 
 import numpy as np
 
+from gate.result import Diagnosis
 from gate.stats import (
     PairedEstimate,
     Side,
@@ -36,6 +37,8 @@ from gate.stats import (
 MIN_UNITS_TO_ESTIMATE_DISCORDANCE = 100
 
 COMPOSITE = "composite"
+FORMAT_ALIGNMENT = "format/alignment"
+KNOWLEDGE = "knowledge"
 
 
 class Outcome(str, enum.Enum):
@@ -302,3 +305,37 @@ def decide(evidence: Sequence[TaskEvidence], policy: Policy = Policy()) -> Verdi
     else:
         outcome = Outcome.WARN
     return Verdict(outcome=outcome, tasks=tasks, composite=composite, policy=policy)
+
+
+def diagnose(generation: TaskDecision, twin: TaskDecision, twin_budget: float) -> Diagnosis | None:
+    """Label a generation task's drop by its log-likelihood twin (multiple choice on the same facts), task by task.
+
+    Only a demonstrated drop is labelled: the generation task FAILs or its upper bound is below 0. Then
+    "format/alignment" when the twin's accuracy holds (it PASSes, or its lower bound is above -twin_budget, the
+    twin's budget before any waiver), since the model still ranks the right answers first but no longer says them;
+    otherwise "knowledge" when the twin drops too (FAILs, or its upper bound is below 0). None otherwise. A twin
+    drop demonstrated but within its budget still counts as holding. Never the verdict.
+    """
+    if not (generation.outcome is Outcome.FAIL or generation.upper < 0.0):
+        return None
+    holds = twin.lower > -twin_budget or (twin.outcome is Outcome.PASS and twin.budget <= twin_budget)
+    drops = twin.outcome is Outcome.FAIL or twin.upper < 0.0
+    if not (holds or drops):
+        return None
+
+    def evidence(d: TaskDecision) -> str:
+        return f"Δ {d.delta:+.1f} pts, interval [{d.lower:+.1f}, {d.upper:+.1f}]"
+
+    scope = "compared task by task: the two tasks' items are not matched item by item"
+    if holds:
+        return Diagnosis(
+            FORMAT_ALIGNMENT,
+            f"{generation.name} dropped ({evidence(generation)}) while its log-likelihood twin {twin.name} held "
+            f"within {twin_budget:g} pts ({evidence(twin)}): the right answers are still ranked first but no longer "
+            f"produced; {scope}",
+        )
+    return Diagnosis(
+        KNOWLEDGE,
+        f"{generation.name} dropped ({evidence(generation)}) and so did its log-likelihood twin {twin.name} "
+        f"({evidence(twin)}): the knowledge itself is lost; {scope}",
+    )

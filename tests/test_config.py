@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from gate.cli import main
@@ -29,6 +31,9 @@ def test_full_file_round_trip(tmp_path: Path) -> None:
     assert config.warn_blocks and config.method == "wald" and config.max_items == 100
 
 
+WAIVER = "waivers: [{{task: core_math_gen, budget: 30, reason: {reason}, expires: {expires}}}]\n"
+
+
 @pytest.mark.parametrize(
     ("text", "names"),
     [
@@ -43,6 +48,15 @@ def test_full_file_round_trip(tmp_path: Path) -> None:
         ("items: {core_facts_mc: 0}\n", ["items.core_facts_mc", "0"]),
         ("- just\n- a list\n", ["mapping"]),
         ("budgets: [1, 2\n", ["not valid YAML"]),
+        (WAIVER.format(reason="'  '", expires="2027-03-01"), ["waivers.0.reason", "needs a reason"]),
+        (WAIVER.format(reason="ok", expires="'2027/03/01'"), ["waivers.0.expires", "2027/03/01", "such as 2027-03-01"]),
+        (WAIVER.format(reason="ok", expires="'2027-02-30'"), ["waivers.0.expires", "no such day"]),
+        (WAIVER.format(reason="ok", expires="2027-02-30"), ["not valid YAML", "day is out of range for month"]),
+        (WAIVER.format(reason="ok", expires="2027-03-01 10:00:00"), ["waivers.0.expires", "such as 2027-03-01"]),
+        (WAIVER.format(reason="ok", expires="20270301"), ["waivers.0.expires", "such as 2027-03-01"]),
+        (WAIVER.format(reason="ok, reson: typo", expires="2027-03-01"), ["waivers.0.reson", "budget, expires, reason"]),
+        ("waivers: [{task: core_math_gen, budget: 30, reason: ok}]\n", ["waivers.0.expires", "required"]),
+        ("waivers: [{task: core_math_gen, budget: 0, reason: ok, expires: 2027-03-01}]\n", ["waivers.0.budget"]),
     ],
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path: Path, text: str, names: list[str]) -> None:
@@ -99,3 +113,73 @@ def test_overrides_keep_track_of_what_the_user_set(tmp_path: Path) -> None:
     config = load_config(path).with_overrides(batch_size=2, suite=None)
     assert config.seed == 3 and config.batch_size == 2 and config.suite == "core"
     assert "base" not in config.model_fields_set  # so an adapter's own base still wins over the default
+
+
+# --- waivers ------------------------------------------------------------------------------------------------
+
+CORE_BUDGETS = {"core_math_gen": 21.0, "core_facts_mc": 9.0}
+WAIVER_DAY = date(2027, 3, 1)
+
+
+@pytest.mark.parametrize("expires", ["2027-03-01", "'2027-03-01'", '"2027-03-01"'])
+def test_a_waiver_date_may_be_a_yaml_date_or_iso_text(tmp_path: Path, expires: str) -> None:
+    path = tmp_path / "gate.yaml"
+    path.write_text(WAIVER.format(reason="'math traded for domain accuracy, see JIRA-123'", expires=expires))
+    (waiver,) = load_config(path).waivers
+    assert waiver.expires == WAIVER_DAY and waiver.budget == 30.0 and waiver.reason.endswith("JIRA-123")
+    # It survives the command-line overrides (which revalidate the config) unchanged.
+    assert load_config(path).with_overrides(batch_size=2).waivers == [waiver]
+
+
+def _waived(text: str, today: date) -> dict[str, float]:
+    config = parse_config(yaml.safe_load(text))
+    return config.task_budgets(CORE_BUDGETS, suite="core", today=today)
+
+
+def test_a_waiver_replaces_the_budget_until_its_last_day() -> None:
+    text = WAIVER.format(reason="ok", expires="2027-03-01")
+    assert _waived(text, today=WAIVER_DAY) == {"core_math_gen": 30.0, "core_facts_mc": 9.0}
+    with pytest.raises(ConfigError) as caught:
+        _waived(text, today=date(2027, 3, 2))
+    message = str(caught.value)
+    assert "waivers.core_math_gen" in message and "expired on 2027-03-01" in message
+    assert "today is 2027-03-02" in message and "renew it" in message and "remove it" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("waivers: [{task: core_nope, budget: 30, reason: ok, expires: 2027-03-01}]",
+         ["waivers.core_nope", "suite core has no task 'core_nope'", "core_facts_mc, core_math_gen"]),
+        ("waivers: [{task: core_math_gen, budget: 21, reason: ok, expires: 2027-03-01}]",
+         ["waivers.core_math_gen", "budget 21 is not looser than the task's budget 21", "above 21"]),
+        ("waivers: [{task: core_math_gen, budget: 15, reason: ok, expires: 2027-03-01}]",
+         ["budget 15 is not looser than the task's budget 21"]),
+        ("budgets: {core_math_gen: 35}\nwaivers: [{task: core_math_gen, budget: 30, reason: ok, expires: 2027-03-01}]",
+         ["budget 30 is not looser than the task's budget 35"]),
+        ("waivers: [{task: core_math_gen, budget: 30, reason: a, expires: 2027-03-01},"
+         " {task: core_math_gen, budget: 40, reason: b, expires: 2027-03-01}]",
+         ["waivers.core_math_gen", "waived twice", "keep one"]),
+    ],
+    ids=["unknown task", "equal budget", "tighter budget", "tighter than budgets:", "twice"],
+)
+def test_a_waiver_that_cannot_apply_names_the_problem(text: str, names: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _waived(text, today=WAIVER_DAY)
+    for name in names:
+        assert name in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_expired_waiver_exits_2_before_scoring(tmp_path: Path, tiny_suite: Path, tiny_model: Path) -> None:
+    path = tmp_path / "gate.yaml"
+    path.write_text("waivers: [{task: tiny_mc, budget: 30, reason: ok, expires: 2020-01-31}]\n")
+    result = CliRunner().invoke(
+        main,
+        ["run", "--ckpt", str(tiny_model), "--base", str(tiny_model), "--config", str(path), "--suite",
+         str(tiny_suite), "--data-dir", str(tiny_suite.parent / "mirror"), "--out", str(tmp_path / "out")],
+    )
+    assert result.exit_code == ExitCode.BAD_INPUT
+    message = result.stderr.strip().splitlines()[-1]  # above it: the datasets library's progress bar
+    assert message.startswith("gate: error: waivers.tiny_mc: the waiver expired on 2020-01-31")
+    assert not (tmp_path / "out").exists()

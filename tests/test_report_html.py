@@ -148,3 +148,26 @@ def test_chromium_renders_the_report_with_its_verdict_and_chart(
     # The chart is drawn: the checkpoint's bars are on the page in their own colour.
     blue = tuple(int(CKPT_COLOUR[i : i + 2], 16) for i in (1, 3, 5))
     assert sum(count for count, colour in colours if colour == blue) > 500
+
+
+def test_a_diagnosis_shows_beside_its_task_and_older_results_without_one_still_render(
+    tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
+) -> None:
+    data = gate_run(other_tiny_model, tiny_model, tiny_suite, out=None)
+    assert data["schema_version"] == "1.1" and data["waivers"] == [] and data["tasks"][0]["diagnosis"] is None
+    plain = {"md": render_markdown(data), "html": render_html(data)}
+    assert all("Diagnosis" not in text and "Waivers" not in text for text in plain.values())
+    # A 1.0 result has neither field: it renders exactly as a 1.1 result with none of either.
+    old = {**data, "schema_version": "1.0", "tasks": [dict(data["tasks"][0])]}
+    del old["waivers"], old["tasks"][0]["diagnosis"]
+    assert render_markdown(old) == plain["md"]
+
+    detail = "tiny_mc dropped (Δ -40.0 pts) while its twin <i>held</i> @octocat"
+    data["tasks"][0]["diagnosis"] = {"label": "format/alignment", "detail": detail}
+    markdown, html = render_markdown(data), render_html(data)
+    assert "| tiny\\_mc · *format/alignment* |" in markdown
+    escaped = "tiny\\_mc dropped (Δ -40.0 pts) while its twin &lt;i&gt;held&lt;/i&gt; @\u200boctocat"
+    assert f"- tiny\\_mc: **format/alignment**: {escaped}" in markdown
+    assert '<td>tiny_mc<br><span class="diagnosis">format/alignment</span></td>' in html
+    assert "<h2>Diagnosis (reported, never the verdict)</h2>" in html and "&lt;i&gt;held&lt;/i&gt;" in html
+    assert "<i>held" not in html

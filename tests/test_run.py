@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from gate.api import run
 from gate.cli import main
 from gate.errors import ExitCode
+from gate.report.decisions import decisions
+from gate.result import ActiveWaiver
+from gate.verdict import Policy, TaskEvidence, decide
 
 
 def _run_cli(*args: str) -> tuple[int, str]:
@@ -104,3 +109,38 @@ def test_missing_mirror_file_is_bad_input(tmp_path: Path, tiny_model: Path, tiny
 def test_unknown_suite_is_bad_input(tmp_path: Path, tiny_model: Path) -> None:
     code, output = _run_cli("--ckpt", str(tiny_model), "--suite", "no-such-suite", "--out", str(tmp_path / "o"))
     assert code == ExitCode.BAD_INPUT and "no-such-suite" in output and "gate suites list" in output
+
+
+def test_a_waiver_sets_the_budget_the_verdict_uses_and_the_reports_list_it(
+    tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
+) -> None:
+    reason = "<b>@team</b> | traded for domain accuracy, see JIRA-123"
+    config = tmp_path / "gate.yaml"
+    config.write_text(
+        "mode: fixed\n"
+        f"waivers:\n  - task: tiny_mc\n    budget: 35\n    reason: {json.dumps(reason)}\n    expires: 2999-12-31\n"
+    )
+    out = tmp_path / "out"
+    result = run(str(other_tiny_model), base=str(tiny_model), config=config, suite=str(tiny_suite), out_dir=out,
+                 data_dir=tiny_suite.parent / "mirror", html=True)
+    assert result.waivers == [ActiveWaiver("tiny_mc", 35.0, 20.0, reason, "2999-12-31")]
+    (task,) = result.tasks
+    assert task.budget == 35.0
+    # The decision was taken at -35 points: its p-value is the one for that margin, not for the suite's -20.
+    base, ckpt = (np.array([item[k] for item in task.items]) for k in (1, 2))
+    p_fail = {b: decide([TaskEvidence("tiny_mc", base, ckpt, b)], Policy(composite_budget=None)).tasks[0].p_fail
+              for b in (20.0, 35.0)}
+    assert task.p_fail == pytest.approx(p_fail[35.0]) and p_fail[35.0] != pytest.approx(p_fail[20.0])
+
+    saved = json.loads((out / "result.json").read_text())
+    assert saved["waivers"] == [{"task": "tiny_mc", "budget": 35.0, "normal_budget": 20.0, "reason": reason,
+                                 "expires": "2999-12-31"}]
+    assert saved["provenance"]["config"]["waivers"][0]["expires"] == "2999-12-31"
+    assert "waived budget −35.0 pts" in decisions(saved)[0].line  # CI annotations and JUnit say so too
+    report = (out / "report.md").read_text()
+    assert "**Waivers in force**" in report and "| −20.0 → −35.0 |" in report and "| −35.0 (waived) |" in report
+    assert "&lt;b&gt;@\u200bteam&lt;/b&gt; \\| traded for domain accuracy, see JIRA-123 | 2999-12-31 |" in report
+    page = (out / "report.html").read_text()
+    assert "<h2>Waivers in force</h2>" in page and "<b>@team" not in page
+    assert "&lt;b&gt;@team&lt;/b&gt; | traded for domain accuracy, see JIRA-123" in page
+    assert '−35.0<br><span class="alert">waived</span>' in page

@@ -24,11 +24,12 @@ class Decision:
     line: str
 
 
-def _line(name: str, entry: Mapping[str, Any]) -> str:
+def _line(name: str, entry: Mapping[str, Any], waived: bool) -> str:
     items = f", {entry['n']} items" if "n" in entry else ""
     return (
         f"{name}: {_EXPLAINED[entry['outcome']]}: Δ {entry['delta']:+.1f} pts, "
-        f"CI [{entry['lower']:+.1f}, {entry['upper']:+.1f}], budget −{entry['budget']:.1f} pts{items}"
+        f"CI [{entry['lower']:+.1f}, {entry['upper']:+.1f}], {'waived ' if waived else ''}budget "
+        f"−{entry['budget']:.1f} pts{items}"
     )
 
 
@@ -37,7 +38,8 @@ def decisions(result: Mapping[str, Any]) -> list[Decision]:
     entries = [(task["id"], task) for task in result["tasks"]]
     if result.get("composite"):
         entries.append((COMPOSITE, result["composite"]))
-    return [Decision(name, entry["outcome"], _line(name, entry)) for name, entry in entries]
+    waived = {waiver["task"] for waiver in result.get("waivers", [])}
+    return [Decision(name, entry["outcome"], _line(name, entry, name in waived)) for name, entry in entries]
 
 
 def regressed(result: Mapping[str, Any]) -> list[str]:

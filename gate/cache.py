@@ -1,0 +1,183 @@
+"""Per-item result cache keyed by fingerprints: the base is scored once per suite, an interrupted run resumes.
+
+An entry holds one model's per-item outputs on one task. It is used only when everything that decides an item's
+score matches: the model's weights fingerprint and tokenizer, the task's scoring key (lm-eval config, task version,
+metric, filter, chat-template setting), each item's rendered prompt, the dtype, device and batch size, and the
+versions of lm-eval, transformers and torch. lm-eval's own response cache is keyed by none of the weights, so the
+gate never passes `use_cache`; this cache is. Entries carry a checksum: a stale or corrupt one is logged and
+recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Protocol
+
+from gate.files import atomic_write_text
+from gate.runner import ItemOutput, ModelScores
+from gate.suites import PreparedTask
+
+log = logging.getLogger("gate")
+CACHE_SCHEMA = 1
+RESULTS_FOLDER = "results"
+_KEYED_PACKAGES = ("lm_eval", "transformers", "torch")
+
+
+class Scorer(Protocol):
+    """What the cache wraps: gate.runner.ModelPair."""
+
+    def score(
+        self, role: str, tasks: Sequence[PreparedTask], doc_ids: Mapping[str, Sequence[int]], progress: Any = None
+    ) -> ModelScores: ...
+
+    def model_identity(self, role: str) -> dict[str, str]: ...
+
+
+@dataclass
+class CacheStats:
+    """Items served from the cache and items scored, per role."""
+
+    hits: dict[str, int] = field(default_factory=lambda: {"base": 0, "checkpoint": 0})
+    scored: dict[str, int] = field(default_factory=lambda: {"base": 0, "checkpoint": 0})
+    recomputed_entries: int = 0
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in _KEYED_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def _checksum(items: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(items, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class ResultCache:
+    """Per-item outputs on disk, one JSON file per (model, task, scoring key), written atomically."""
+
+    def __init__(self, root: Path, settings: Mapping[str, Any]) -> None:
+        self.root = root / RESULTS_FOLDER
+        self.settings = dict(settings)
+        self.versions = _versions()
+        self.stats = CacheStats()
+
+    def _key(self, identity: Mapping[str, str], task: PreparedTask) -> dict[str, Any]:
+        return {
+            "schema": CACHE_SCHEMA,
+            "model": dict(identity),
+            "task": task.spec.id,
+            "scoring_key": task.scoring_key,
+            "settings": self.settings,
+            "versions": self.versions,
+        }
+
+    def _path(self, key: Mapping[str, Any]) -> Path:
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:24]
+        model = str(key["model"]["fingerprint"]).replace("sha256:", "")
+        return self.root / model / f"{key['task']}-{digest}.json"
+
+    def _read(self, key: Mapping[str, Any]) -> tuple[bool, dict[str, Any]] | None:
+        """(chat_template, items by doc id) of a valid entry; None when absent, stale or corrupt (then logged)."""
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+            valid = (
+                isinstance(entry, dict)
+                and entry.get("key") == key
+                and isinstance(entry.get("items"), dict)
+                and entry.get("sha256") == _checksum(entry["items"])
+                and isinstance(entry.get("chat_template"), bool)
+            )
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            valid = False
+        if not valid:
+            log.warning("cache entry %s is stale or corrupt: recomputing it", path)
+            self.stats.recomputed_entries += 1
+            path.unlink(missing_ok=True)
+            return None
+        return entry["chat_template"], entry["items"]
+
+    def lookup(
+        self, identity: Mapping[str, str], task: PreparedTask, doc_ids: Sequence[int]
+    ) -> tuple[bool | None, dict[int, ItemOutput]]:
+        """The chat-template setting and the cached outputs among `doc_ids` whose rendered item still matches."""
+        found = self._read(self._key(identity, task))
+        if found is None:
+            return None, {}
+        chat_template, items = found
+        item_key = dict(zip(task.doc_ids, task.item_keys, strict=True))
+        hits = {}
+        for doc_id in doc_ids:
+            stored = items.get(str(doc_id))
+            if stored is not None and stored["item_key"] == item_key[doc_id]:
+                hits[doc_id] = ItemOutput(**{k: v for k, v in stored.items() if k != "item_key"})
+        return chat_template, hits
+
+    def store(
+        self, identity: Mapping[str, str], task: PreparedTask, chat_template: bool, outputs: Sequence[ItemOutput]
+    ) -> None:
+        """Add outputs to the task's entry (merging with what is there) and write it atomically."""
+        key = self._key(identity, task)
+        found = self._read(key)
+        items = dict(found[1]) if found is not None and found[0] == chat_template else {}
+        item_key = dict(zip(task.doc_ids, task.item_keys, strict=True))
+        for output in outputs:
+            items[str(output.doc_id)] = {**asdict(output), "item_key": item_key[output.doc_id]}
+        entry = {"key": key, "chat_template": chat_template, "items": items, "sha256": _checksum(items)}
+        atomic_write_text(self._path(key), json.dumps(entry, sort_keys=True, ensure_ascii=False))
+
+
+class CachedScorer:
+    """Scores through the cache: hits are read, misses scored one task at a time and stored at once.
+
+    Storing after every task is what lets an interrupted run resume without recomputing finished items.
+    """
+
+    def __init__(self, models: Scorer, cache: ResultCache) -> None:
+        self.models, self.cache = models, cache
+        self._identity = {role: models.model_identity(role) for role in ("base", "checkpoint")}
+
+    def score(
+        self,
+        role: str,
+        tasks: Sequence[PreparedTask],
+        doc_ids: Mapping[str, Sequence[int]],
+        progress: Any = None,
+    ) -> ModelScores:
+        """Like ModelPair.score: outputs in the order of `doc_ids`, cached ones read, the rest scored and stored."""
+        identity = self._identity[role]
+        outputs: dict[str, list[ItemOutput]] = {}
+        templates: dict[str, bool] = {}
+        for task in tasks:
+            task_id = task.spec.id
+            wanted = list(doc_ids[task_id])
+            chat_template, hits = self.cache.lookup(identity, task, wanted)
+            missing = [doc_id for doc_id in wanted if doc_id not in hits]
+            if hits:
+                message = f"{role}: {len(hits)} of {len(wanted)} items of {task_id} reused from the result cache"
+                log.info(message)
+                if progress:
+                    progress(message)
+            if missing:
+                scored = self.models.score(role, [task], {task_id: missing}, progress)
+                chat_template = scored.chat_template[task_id]
+                self.cache.store(identity, task, chat_template, scored.outputs[task_id])
+                hits.update({output.doc_id: output for output in scored.outputs[task_id]})
+            assert chat_template is not None  # a lookup with hits, or a scoring call, set it
+            self.cache.stats.hits[role] += len(wanted) - len(missing)
+            self.cache.stats.scored[role] += len(missing)
+            outputs[task_id] = [hits[doc_id] for doc_id in wanted]
+            templates[task_id] = chat_template
+        return ModelScores(outputs, templates)
