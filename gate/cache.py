@@ -15,11 +15,11 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
 from gate.files import atomic_write_text
+from gate.result import installed_versions
 from gate.runner import ItemOutput, ModelScores
 from gate.suites import PreparedTask
 
@@ -48,16 +48,6 @@ class CacheStats:
     recomputed_entries: int = 0
 
 
-def _versions() -> dict[str, str]:
-    found = {}
-    for name in _KEYED_PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "absent"
-    return found
-
-
 def _checksum(items: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(items, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -68,7 +58,7 @@ class ResultCache:
     def __init__(self, root: Path, settings: Mapping[str, Any]) -> None:
         self.root = root / RESULTS_FOLDER
         self.settings = dict(settings)
-        self.versions = _versions()
+        self.versions = installed_versions(_KEYED_PACKAGES)
         self.stats = CacheStats()
 
     def _key(self, identity: Mapping[str, str], task: PreparedTask) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
@@ -141,14 +142,20 @@ class GateResult:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape the numbers."""
+def installed_versions(names: Sequence[str]) -> dict[str, str]:
+    """The installed version of each named distribution ("not installed" where absent)."""
     versions = {}
-    for name in PROVENANCE_PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
+    return versions
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape the numbers."""
+    versions = installed_versions(PROVENANCE_PACKAGES)
     versions["python"] = sys.version.split()[0]
     versions["platform"] = platform.platform()
     return versions

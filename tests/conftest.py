@@ -32,21 +32,23 @@ def smollm2_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def make_tiny_model(folder: Path, tokenizer_dir: Path, seed: int) -> Path:
-    """A randomly initialised 2-layer Llama with the SmolLM2 tokenizer, saved as safetensors."""
+def make_tiny_model(
+    folder: Path, tokenizer_dir: Path, seed: int, *, hidden: int = 32, layers: int = 2, tied: bool = True
+) -> Path:
+    """A randomly initialised Llama (2 layers, hidden size 32 unless told) with the tokenizer, saved as safetensors."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tied,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )

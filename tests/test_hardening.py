@@ -11,35 +11,13 @@ from typing import Any
 import pytest
 import torch
 from click.testing import CliRunner, Result
+from conftest import make_tiny_model
 
 from gate.cli import main
 from gate.errors import ExitCode, ModelRefError, RunError
 from gate.models import resolve_model
 from gate.runner import FINITE_PROBE, ModelPair, ModelScores, ScoringSettings
 from gate.suites import PreparedTask, load_suite, prepare_tasks
-
-
-def _llama(folder: Path, tokenizer_dir: Path, *, hidden: int = 32, layers: int = 2, tied: bool = True) -> Path:
-    """A random Llama with the SmolLM2 tokenizer, saved as safetensors: conftest's tiny model, resizable."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=tied,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(7)
-    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _poke(model: Path, tensor: str, index: tuple[int, ...], value: float) -> Path:
@@ -100,9 +78,8 @@ def test_non_finite_log_likelihoods_from_lm_eval_are_refused(
     probe_ids = set(tokenizer(FINITE_PROBE).input_ids)
     prompt = "Question: What colour is object 3?\nAnswer:"  # as the tiny task renders its items
     word = next(i for i in tokenizer(prompt).input_ids if i not in probe_ids)
-    bad = _poke(
-        _llama(tmp_path / "bad", smollm2_tokenizer_dir, tied=False), "model.embed_tokens.weight", (word,), float("nan")
-    )
+    untied = make_tiny_model(tmp_path / "bad", smollm2_tokenizer_dir, seed=7, tied=False)
+    bad = _poke(untied, "model.embed_tokens.weight", (word,), float("nan"))
     tasks, doc_ids = _tasks(tiny_suite)
     with ModelPair(resolve_model(str(tiny_model)), resolve_model(str(bad)), ScoringSettings(batch_size=8)) as pair:
         assert pair.score("base", tasks, doc_ids).outputs["tiny_mc"]
@@ -205,7 +182,7 @@ def _lora(model: Path, folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def wide_adapter(tmp_path_factory: pytest.TempPathFactory, smollm2_tokenizer_dir: Path) -> tuple[Path, Path]:
     """A LoRA adapter trained on a hidden-size-64 model (the tiny models have 32), and that model."""
-    wide = _llama(tmp_path_factory.mktemp("wide"), smollm2_tokenizer_dir, hidden=64)
+    wide = make_tiny_model(tmp_path_factory.mktemp("wide"), smollm2_tokenizer_dir, seed=7, hidden=64)
     return _lora(wide, tmp_path_factory.mktemp("wide-adapter")), wide
 
 
@@ -239,7 +216,7 @@ def test_adapter_on_a_gguf_base_of_another_size_is_refused(wide_adapter: tuple[P
 def test_adapter_for_layers_the_base_lacks_is_refused(
     tmp_path: Path, smollm2_tokenizer_dir: Path, tiny_model: Path
 ) -> None:
-    deeper = _llama(tmp_path / "deeper", smollm2_tokenizer_dir, layers=3)
+    deeper = make_tiny_model(tmp_path / "deeper", smollm2_tokenizer_dir, seed=7, layers=3)
     adapter = _lora(deeper, tmp_path / "adapter")
     with pytest.raises(ModelRefError, match=r"the base has no module model\.layers\.2\.self_attn\.q_proj"):
         resolve_model(str(adapter), base=resolve_model(str(tiny_model)))
