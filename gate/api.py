@@ -12,10 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gate.cache import CachedScorer, ResultCache
-from gate.config import GateConfig, load_config
+from gate.config import GateConfig, load_config, parse_config
 from gate.drift import Drift, measure_drift
 from gate.errors import BadInputError, ConfigError, ExitCode
-from gate.evaluate import Evaluation, ItemScorer, evaluate_fixed, evaluate_sequential
+from gate.evaluate import Evaluation, ItemScorer, decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
 from gate.files import atomic_write_text
 from gate.models import ResolvedModel, resolve_model
 from gate.report import ReportFormat, render_html, render_markdown
@@ -35,6 +35,7 @@ from gate.result import (
 from gate.runner import ModelPair, PairedTask, ScoringSettings
 from gate.sequential import SequentialPolicy, TaskPlan
 from gate.sequential import plan as sequential_plan
+from gate.shards import Shard, merge_pairs, read_partials, shard_doc_ids, write_partial
 from gate.suites import PreparedTask, Suite, TaskSpec, cache_dir, load_suite, prepare_tasks, suite_fingerprint
 from gate.verdict import Outcome, Policy, TaskDecision, diagnose
 
@@ -130,8 +131,8 @@ def build_result(
     evaluation: Evaluation,
     suite: Suite,
     tasks: Sequence[PreparedTask],
-    checkpoint: ResolvedModel,
-    base: ResolvedModel,
+    checkpoint: ModelInfo,
+    base: ModelInfo,
     config: GateConfig,
     settings: ScoringSettings,
     drift: Drift | None,
@@ -160,8 +161,8 @@ def build_result(
         blocking=code is ExitCode.REGRESSION,
         exit_code=int(code),
         summary=_summary(evaluation, {waiver.task for waiver in waivers}),
-        checkpoint=_model_info(checkpoint),
-        base=_model_info(base),
+        checkpoint=checkpoint,
+        base=base,
         suite={
             "name": suite.name,
             "version": suite.version,
@@ -327,6 +328,39 @@ def _settings(config: GateConfig) -> ScoringSettings:
     )
 
 
+def _resolve_pair(ckpt: str, base: str | None, config: GateConfig) -> tuple[ResolvedModel, ResolvedModel]:
+    """The checkpoint and its base: --base, else gate.yaml's base if set, else the adapter's own, else the default."""
+    resolve = functools.partial(
+        resolve_model, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code
+    )
+    base_model = None
+    if base is not None or "base" in config.model_fields_set:
+        base_model = resolve(base or config.base)
+    checkpoint = resolve(ckpt, base=base_model)
+    if base_model is None:
+        base_model = checkpoint.base or resolve(config.base)
+    return checkpoint, base_model
+
+
+def _fixed_policy(config: GateConfig, composite_budget: float) -> Policy:
+    return Policy(
+        alpha_fail=config.alpha.fail,
+        alpha_pass=config.alpha.pass_,
+        composite_budget=composite_budget,
+        method=config.method,
+    )
+
+
+def _drift(models: ModelPair) -> Drift | None:
+    """Drift on the probe set; None (with a warning) when the tokenizers differ, as allow_differences may permit."""
+    if models.model_identity("base")["vocabulary"] != models.model_identity("checkpoint")["vocabulary"]:
+        log.warning("drift not measured: the tokenizers differ (allowed by allow_differences)")
+        return None
+    return measure_drift(
+        functools.partial(models.token_logprobs, "base"), functools.partial(models.token_logprobs, "checkpoint")
+    )
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -350,15 +384,7 @@ def run(
     gate_config = gate_config.with_overrides(
         suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
-    resolve = functools.partial(
-        resolve_model, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
-    )
-    base_model = None
-    if base is not None or "base" in gate_config.model_fields_set:
-        base_model = resolve(base or gate_config.base)
-    checkpoint = resolve(ckpt, base=base_model)
-    if base_model is None:
-        base_model = checkpoint.base or resolve(gate_config.base)
+    checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
     the_suite, tasks = _suite_and_tasks(gate_config)
     settings = _settings(gate_config)
     budgets = gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)
@@ -371,35 +397,22 @@ def run(
         cache = _result_cache(gate_config, settings)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         if gate_config.mode == "fixed":
-            policy = Policy(
-                alpha_fail=gate_config.alpha.fail,
-                alpha_pass=gate_config.alpha.pass_,
-                composite_budget=composite_budget,
-                method=gate_config.method,
-            )
-            evaluation = evaluate_fixed(scorer, tasks, budgets, policy, progress)
+            evaluation = evaluate_fixed(scorer, tasks, budgets, _fixed_policy(gate_config, composite_budget), progress)
         else:
             evaluation = evaluate_sequential(
                 scorer, tasks, budgets, sequential_policy(gate_config, composite_budget), progress
             )
         seconds["scoring"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        drift = None
-        if models.model_identity("base")["vocabulary"] == models.model_identity("checkpoint")["vocabulary"]:
-            drift = measure_drift(
-                functools.partial(models.token_logprobs, "base"),
-                functools.partial(models.token_logprobs, "checkpoint"),
-            )
-        else:
-            log.warning("drift not measured: the tokenizers differ (allowed by allow_differences)")
+        drift = _drift(models)
         seconds["drift"] = round(time.monotonic() - t0, 1)
     seconds["total"] = round(time.monotonic() - clock, 1)
     result = build_result(
         evaluation=evaluation,
         suite=the_suite,
         tasks=tasks,
-        checkpoint=checkpoint,
-        base=base_model,
+        checkpoint=_model_info(checkpoint),
+        base=_model_info(base_model),
         config=gate_config,
         settings=settings,
         drift=drift,
@@ -410,6 +423,92 @@ def run(
             "looks": evaluation.looks,
             "cache": asdict(cache.stats) if cache is not None else None,
         },
+    )
+    if out_dir is not None:
+        write_outputs(result, out_dir, html=html)
+    return result
+
+
+# Config keys that may differ between the shards of one run: where caches and mirrors live on each runner.
+_MACHINE_LOCAL_KEYS = ("cache", "cache_dir", "data_dir")
+
+
+def run_shard(
+    ckpt: str,
+    shard: Shard,
+    *,
+    base: str | None = None,
+    config: GateConfig | Path | None = None,
+    suite: str | None = None,
+    out_dir: Path = Path("gate-out"),
+    data_dir: Path | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Score shard i/n of every task's items on both models and write its partial result; `merge` decides.
+
+    Sharded runs are fixed-n: every sampled item is scored, once, by one of the shards. Shard 1 also measures drift.
+    """
+    started, clock = _now(), time.monotonic()
+    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    gate_config = gate_config.with_overrides(
+        mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
+    )
+    checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
+    the_suite, tasks = _suite_and_tasks(gate_config)
+    gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)  # fail early
+    settings = _settings(gate_config)
+    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences) as models:
+        cache = _result_cache(gate_config, settings)
+        scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
+        paired = score_pairs(scorer, tasks, {task.spec.id: shard_doc_ids(task, shard) for task in tasks}, progress)
+        drift = _drift(models) if shard.index == 1 else None
+    config_data = gate_config.model_dump(by_alias=True, mode="json")
+    identity = {
+        "suite_fingerprint": suite_fingerprint(the_suite, tasks),
+        "checkpoint": asdict(_model_info(checkpoint)),
+        "base": asdict(_model_info(base_model)),
+        "config": {key: value for key, value in config_data.items() if key not in _MACHINE_LOCAL_KEYS},
+        "settings": asdict(settings),
+    }
+    timing = {"started": started, "finished": _now(), "seconds": round(time.monotonic() - clock, 1)}
+    extra = {"config": config_data, "drift": asdict(drift) if drift else None, "timing": timing}
+    return write_partial(out_dir / shard.file_name(), shard, identity, paired, extra)
+
+
+def merge(
+    partial_paths: Sequence[Path],
+    *,
+    out_dir: Path | None = Path("gate-out"),
+    data_dir: Path | None = None,
+    html: bool = False,
+) -> GateResult:
+    """Combine the partial results of all shards into one result and verdict, as one unsharded fixed-n run gives."""
+    partials = read_partials(partial_paths)
+    gate_config = parse_config(partials[0]["config"], source=str(partial_paths[0]))
+    gate_config = gate_config.with_overrides(data_dir=str(data_dir) if data_dir else None)
+    the_suite, tasks = _suite_and_tasks(gate_config)
+    if suite_fingerprint(the_suite, tasks) != partials[0]["identity"]["suite_fingerprint"]:
+        raise BadInputError(
+            f"suite {the_suite.name} differs from the one the shards scored (its fingerprint changed): "
+            "merge with the same gate version, suite and data"
+        )
+    budgets = gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)
+    composite_budget = gate_config.composite_budget or the_suite.composite_budget
+    evaluation = decide_fixed(merge_pairs(partials, tasks), budgets, _fixed_policy(gate_config, composite_budget))
+    identity = partials[0]["identity"]
+    drift = partials[0]["drift"]
+    result = build_result(
+        evaluation=evaluation,
+        suite=the_suite,
+        tasks=tasks,
+        checkpoint=ModelInfo(**identity["checkpoint"]),
+        base=ModelInfo(**identity["base"]),
+        config=gate_config,
+        settings=ScoringSettings(**identity["settings"]),
+        drift=Drift(**drift) if drift else None,
+        timing={"shards": [partial["timing"] for partial in partials], "looks": 1},
     )
     if out_dir is not None:
         write_outputs(result, out_dir, html=html)

@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from gate.errors import ExitCode, GateError
+from gate.errors import BadInputError, ExitCode, GateError
 
 if TYPE_CHECKING:
+    from gate.config import GateConfig
     from gate.report import ReportFormat
+    from gate.result import GateResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 _QUIET_LOGGERS = ("lm_eval", "lm-eval", "transformers", "datasets", "peft", "accelerate", "httpx", "urllib3")
@@ -139,6 +141,11 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
 @click.option("--html", is_flag=True, help="Also write report.html, a self-contained sign-off page.")
 @click.option(
+    "--shard",
+    default=None,
+    help="Score only shard i/n of the items (fixed-n) and write a partial result for `gate merge`. Example: 2/4",
+)
+@click.option(
     "--junit",
     "junit_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -165,6 +172,7 @@ def run(
     junit_path: Path | None,
     cache_dir: Path | None,
     no_cache: bool,
+    shard: str | None,
     verbose: bool,
 ) -> None:
     """Gate a checkpoint against its base; exit 0 PASS, 1 regression, 2 bad input, 3 runtime failure.
@@ -185,6 +193,9 @@ def run(
         cache=False if no_cache else None,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
+    if shard is not None:
+        _run_shard(ckpt, shard, base, config, suite, out_dir, data_dir, batch_size, device, html or bool(junit_path))
+        return
     result = run_gate(
         ckpt,
         base=base,
@@ -197,6 +208,11 @@ def run(
         progress=_progress(time.monotonic()),
         html=html,
     )
+    _finish(result, out_dir, html, junit_path)
+
+
+def _finish(result: GateResult, out_dir: Path, html: bool, junit_path: Path | None) -> None:
+    """Print the verdict and where the reports are, write JUnit if asked, exit with the verdict's code."""
     click.echo(f"{result.verdict}: {result.summary}")
     html_report = f"  html: {out_dir / 'report.html'}" if html else ""
     click.echo(f"report: {out_dir / 'report.md'}  result: {out_dir / 'result.json'}{html_report}")
@@ -205,6 +221,68 @@ def run(
 
         click.echo(f"junit: {write_junit(result.to_dict(), junit_path)}")
     sys.exit(result.exit_code)
+
+
+def _run_shard(
+    ckpt: str,
+    shard: str,
+    base: str | None,
+    config: GateConfig,
+    suite: str | None,
+    out_dir: Path,
+    data_dir: Path | None,
+    batch_size: int | None,
+    device: str | None,
+    reports: bool,
+) -> None:
+    from gate.api import run_shard
+    from gate.shards import parse_shard
+
+    if reports:
+        raise BadInputError("--shard writes a partial result, not a report: pass --html and --junit to `gate merge`")
+    path = run_shard(
+        ckpt,
+        parse_shard(shard),
+        base=base,
+        config=config,
+        suite=suite,
+        out_dir=out_dir,
+        data_dir=data_dir,
+        batch_size=batch_size,
+        device=device,
+        progress=_progress(time.monotonic()),
+    )
+    click.echo(f"partial result: {path} (combine all shards with `gate merge`)")
+
+
+@main.command("merge")
+@click.argument("partials", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("gate-out"),
+    show_default=True,
+    help="Folder for report.md and result.json.",
+)
+@DATA_DIR_OPTION
+@click.option("--html", is_flag=True, help="Also write report.html, a self-contained sign-off page.")
+@click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write JUnit XML here.")
+@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@handles_errors
+def merge_command(
+    partials: tuple[Path, ...], out_dir: Path, data_dir: Path | None, html: bool, junit_path: Path | None, verbose: bool
+) -> None:
+    """Combine the partial results of `gate run --shard i/n` into one result and verdict (exit codes as `run`).
+
+    Example: gate merge shards/partial-*-of-4.json --out gate-out
+    """
+    _configure_logging(verbose)
+    from gate.api import merge
+
+    result = merge(list(partials), out_dir=out_dir, data_dir=data_dir, html=html)
+    _finish(result, out_dir, html, junit_path)
 
 
 @main.command("baseline")

@@ -76,18 +76,32 @@ def evaluate_fixed(
     progress: ProgressHook | None = None,
 ) -> Evaluation:
     """Score every sampled item of every task on both models, then decide once (Tango or Wald, Holm)."""
-    items = {task.spec.id: task.doc_ids for task in tasks}
-    paired = pair_scores(
-        tasks, models.score("base", tasks, items, progress), models.score("checkpoint", tasks, items, progress)
+    paired = score_pairs(models, tasks, {task.spec.id: task.doc_ids for task in tasks}, progress)
+    return decide_fixed(paired, budgets, policy)
+
+
+def score_pairs(
+    models: ItemScorer,
+    tasks: Sequence[PreparedTask],
+    doc_ids: Mapping[str, Sequence[int]],
+    progress: ProgressHook | None = None,
+) -> list[PairedTask]:
+    """Both models' outputs on the given items of each task, paired item by item."""
+    return pair_scores(
+        tasks, models.score("base", tasks, doc_ids, progress), models.score("checkpoint", tasks, doc_ids, progress)
     )
+
+
+def decide_fixed(paired: Sequence[PairedTask], budgets: Mapping[str, float], policy: Policy) -> Evaluation:
+    """The fixed-n decision on every sampled item of every task: one look (Tango or Wald, Holm)."""
     verdict = decide(evidence_of(paired, budgets), policy)
     return Evaluation(
         outcome=verdict.outcome,
         paired=tuple(paired),
         decisions={d.name: d for d in verdict.tasks},
         composite=verdict.composite,
-        reasons={task.spec.id: f"fixed-n: all {len(task.doc_ids)} sampled items" for task in tasks},
-        planned={task.spec.id: len(task.doc_ids) for task in tasks},
+        reasons={task.task.spec.id: f"fixed-n: all {len(task.items)} sampled items" for task in paired},
+        planned={task.task.spec.id: len(task.items) for task in paired},
         policy={"mode": "fixed", **asdict(policy), "correction": "Holm"},
         looks=1,
     )

@@ -353,7 +353,10 @@ def _score(
                 lm,
                 model,
                 tasks=[t.lm_eval_config for t in group],
-                samples={t.spec.id: list(doc_ids[t.spec.id]) for t in group},
+                # Sorted: lm-eval 0.4.13 logs the k-th selected doc (in dataset order) under the k-th doc id of the
+                # list as given, so an unsorted list mislabels items (lm-eval issue #4084). Outputs come back in the
+                # order asked for: _outputs picks them by doc id.
+                samples={t.spec.id: sorted(doc_ids[t.spec.id]) for t in group},
                 log_samples=True,
                 apply_chat_template=use_template,
                 fewshot_as_multiturn=use_template,

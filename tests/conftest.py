@@ -119,3 +119,19 @@ def tiny_suite(tmp_path: Path) -> Path:
             doc = {"question": f"What colour is object {i}?", "choices": colours, "answer": i % 4}
             handle.write(json.dumps(doc) + "\n")
     return suite
+
+
+def add_tiny_task(suite: Path, task_id: str, items: int) -> None:
+    """Give the tiny suite a second task over a second mirror file."""
+    text = (suite / "tiny_mc.yaml").read_text().replace("task: tiny_mc", f"task: {task_id}")
+    (suite / f"{task_id}.yaml").write_text(text.replace("tiny_mc.jsonl", f"{task_id}.jsonl"))
+    spec = (suite / "suite.yaml").read_text()
+    spec += (
+        f"  - id: {task_id}\n    config: {task_id}.yaml\n    capability: reasoning\n    metric: acc\n"
+        f"    items: {items}\n    budget: 20.0\n    data: {{file: {task_id}.jsonl, split: test}}\n"
+    )
+    (suite / "suite.yaml").write_text(spec)
+    with (suite.parent / "mirror" / f"{task_id}.jsonl").open("w") as handle:
+        for i in range(items):
+            doc = {"question": f"Which shape is thing {i}?", "choices": ["round", "square", "flat"], "answer": i % 3}
+            handle.write(json.dumps(doc) + "\n")

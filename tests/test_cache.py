@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import add_tiny_task
 
 from gate.api import baseline, run
 from gate.cli import main
@@ -38,22 +39,6 @@ def _without_timing(data: dict[str, Any]) -> dict[str, Any]:
 
 def _entries(cache: Path) -> list[Path]:
     return sorted((cache / "results").rglob("*.json"))
-
-
-def _add_task(suite: Path, task_id: str, items: int) -> None:
-    """Give the tiny suite a second task over a second mirror file."""
-    text = (suite / "tiny_mc.yaml").read_text().replace("task: tiny_mc", f"task: {task_id}")
-    (suite / f"{task_id}.yaml").write_text(text.replace("tiny_mc.jsonl", f"{task_id}.jsonl"))
-    spec = (suite / "suite.yaml").read_text()
-    spec += (
-        f"  - id: {task_id}\n    config: {task_id}.yaml\n    capability: reasoning\n    metric: acc\n"
-        f"    items: {items}\n    budget: 20.0\n    data: {{file: {task_id}.jsonl, split: test}}\n"
-    )
-    (suite / "suite.yaml").write_text(spec)
-    with (suite.parent / "mirror" / f"{task_id}.jsonl").open("w") as handle:
-        for i in range(items):
-            doc = {"question": f"Which shape is thing {i}?", "choices": ["round", "square", "flat"], "answer": i % 3}
-            handle.write(json.dumps(doc) + "\n")
 
 
 def test_second_checkpoint_reuses_the_cached_base_and_matches_an_uncached_run(
@@ -109,7 +94,7 @@ def test_a_suite_that_gained_a_task_recomputes_only_that_task(
 ) -> None:
     cache = tmp_path / "cache"
     _gate(other_tiny_model, tiny_model, tiny_suite, None, cache)
-    _add_task(tiny_suite, "tiny_shapes", 30)
+    add_tiny_task(tiny_suite, "tiny_shapes", 30)
     grown = _gate(other_tiny_model, tiny_model, tiny_suite, None, cache)
     assert grown["timing"]["cache"]["hits"] == {"base": 40, "checkpoint": 40}
     assert grown["timing"]["cache"]["scored"] == {"base": 30, "checkpoint": 30}
@@ -148,7 +133,7 @@ def test_baseline_precomputes_the_base_for_later_runs(
 def test_an_interrupted_run_writes_nothing_and_resumes_without_rescoring(
     tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _add_task(tiny_suite, "tiny_shapes", 30)
+    add_tiny_task(tiny_suite, "tiny_shapes", 30)
     cache, out = tmp_path / "cache", tmp_path / "out"
     real_score = ModelPair.score
     calls: list[tuple[str, list[str]]] = []
@@ -188,7 +173,7 @@ def _fixed_mode(folder: Path) -> Path:
 def test_sigterm_stops_the_cli_like_ctrl_c_leaving_no_result(
     tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
 ) -> None:
-    _add_task(tiny_suite, "tiny_shapes", 3000)  # long enough to be caught while scoring
+    add_tiny_task(tiny_suite, "tiny_shapes", 3000)  # long enough to be caught while scoring
     out, cache = tmp_path / "out", tmp_path / "cache"
     command = [sys.executable, "-m", "gate", "run", "--ckpt", str(other_tiny_model), "--base", str(tiny_model),
                "--suite", str(tiny_suite), "--data-dir", str(tiny_suite.parent / "mirror"), "--out", str(out),
@@ -207,3 +192,20 @@ def test_sigterm_stops_the_cli_like_ctrl_c_leaving_no_result(
     assert "interrupted; no result was written" in rest
     assert not out.exists() or not any(out.iterdir())
     assert _entries(cache)  # what finished is kept for the resume
+
+
+def test_each_output_is_labelled_with_the_item_it_scored(tiny_model: Path, tiny_suite: Path) -> None:
+    """lm-eval mislabels an unsorted `samples=` list (its issue #4084): outputs must carry their own item's id."""
+    from gate.models import resolve_model
+    from gate.runner import ScoringSettings
+    from gate.suites import load_suite, prepare_tasks
+
+    (task,) = prepare_tasks(load_suite(str(tiny_suite)), seed=1234, data_dir=tiny_suite.parent / "mirror")
+    subset = task.doc_ids[3:17]  # seeded order: not sorted
+    assert list(subset) != sorted(subset)
+    model = resolve_model(str(tiny_model))
+    with ModelPair(model, model, ScoringSettings()) as pair:
+        outputs = pair.score("base", [task], {task.spec.id: subset}).outputs[task.spec.id]
+    assert [output.doc_id for output in outputs] == list(subset)
+    for output in outputs:  # the tiny items ask about "object <doc id>"
+        assert f"object {output.doc_id}?" in output.prompt
