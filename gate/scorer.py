@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
-from safetensors.torch import save_model
+from safetensors.torch import save_file
 from tqdm import tqdm  # type: ignore[import-untyped]
 
 from gate.models import _sha256
@@ -38,6 +38,8 @@ Request = tuple[Any, list[int], list[int]]
 Answer = tuple[float, bool]
 # A batch's shortest row is at least this fraction of its longest, so little compute goes to padding.
 FILL = 0.85
+# Version of the dequantised-GGUF folder layout (part of its cache key): 2 stores tied embeddings under their own name.
+DEQUANTISED_FORMAT = "v2"
 # Attention implementations that take a custom 4D mask the way this scorer builds it.
 MASKABLE = ("sdpa", "eager")
 
@@ -226,7 +228,8 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path
     """
     import transformers
 
-    target = cache_dir() / "gguf" / f"{_sha256(gguf_path)[:32]}-transformers{transformers.__version__}"
+    name = f"{_sha256(gguf_path)[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
+    target = cache_dir() / "gguf" / name
     if target.is_dir():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -242,7 +245,13 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path
             del model.config.quantization_config
         model.config.save_pretrained(staging)
         model.generation_config.save_pretrained(staging)
-        save_model(model, str(staging / "model.safetensors"))
+        # Tied embeddings are stored once, under the embedding's own name: what save_pretrained writes, and what
+        # other loaders (vLLM) look for.
+        tied = model.config.get_text_config().tie_word_embeddings
+        state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+        if tied:
+            state.pop("lm_head.weight", None)
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
         del model
         gc.collect()
         transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **options).save_pretrained(staging)

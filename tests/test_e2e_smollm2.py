@@ -48,6 +48,8 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     assert result["verdict"] == "FAIL" and report.startswith("❌ **gate: FAIL**")
     assert result["base"]["reference"] == "smollm2-135m-instruct"  # read from adapter_config.json
     assert any(t["outcome"] == "FAIL" for t in result["tasks"]) or result["composite"]["outcome"] == "FAIL"
+    smoke = [t for t in result["tasks"] if t["stop_reason"].startswith("smoke:")]
+    assert smoke and all(t["outcome"] == "FAIL" and t["n_items"] <= 200 for t in smoke), "it fails in the smoke stage"
     generative = [t["delta"] for t in result["tasks"] if t["chat_template"]]
     assert min(generative) < -20, "format collapse must show in the generation tasks"
     assert any(t["right_to_wrong"] > 0 and t["flipped"] for t in result["tasks"])
