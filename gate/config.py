@@ -51,6 +51,29 @@ def _has_text(value: str) -> str:
     return value.strip()
 
 
+class VllmConfig(_Strict):
+    """lm-eval `vllm` arguments for `backend: vllm`: how the model spreads over GPUs."""
+
+    tensor_parallel_size: Annotated[int, Field(ge=1, le=1024)] = 1
+    data_parallel_size: Annotated[int, Field(ge=1, le=1024)] = 1
+    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)] = 0.9
+    max_model_len: Annotated[int, Field(ge=1)] | None = None
+
+
+class ServedModel(_Strict):
+    """An OpenAI-compatible server scoring one role: its /v1 URL (`#name` picks the served model) and concurrency."""
+
+    url: str
+    num_concurrent: Annotated[int, Field(ge=1, le=1024)] = 4
+
+
+class Served(_Strict):
+    """Endpoints for the roles scored by a server; a role without one uses `backend`."""
+
+    base: ServedModel | None = None
+    checkpoint: ServedModel | None = None
+
+
 class Waiver(_Strict):
     """An accepted regression: the task's budget loosened to `budget` points, for a stated reason, until `expires`."""
 
@@ -95,6 +118,10 @@ class GateConfig(_Strict):
     cache_dir: str | None = None
     # Differences between base and checkpoint that are refused unless listed here on purpose.
     allow_differences: list[Literal["tokenizer", "chat_template"]] = []
+    # How the models are scored: hf (in process), vllm (in process, GPUs), or openai-compatible (servers in `served`).
+    backend: Literal["hf", "vllm", "openai-compatible"] = "hf"
+    vllm: VllmConfig = VllmConfig()
+    served: Served = Served()
 
     def with_overrides(self, **overrides: Any) -> GateConfig:
         """A copy with the given fields replaced (None means keep), validated like the file."""
@@ -147,10 +174,16 @@ def _shown(text: str) -> str:
 def _describe(error: dict[str, Any]) -> str:
     key = _shown(".".join(str(part) for part in error["loc"])) or "(top level)"
     if error["type"] == "extra_forbidden":
-        sections: dict[str, type[BaseModel]] = {"alpha": Alphas, "waivers": Waiver}
+        sections: dict[str, type[BaseModel]] = {
+            "alpha": Alphas, "waivers": Waiver, "vllm": VllmConfig, "served": Served,
+        }
         model = sections.get(str(error["loc"][0]), GateConfig) if len(error["loc"]) > 1 else GateConfig
+        if model is Served and len(error["loc"]) > 2:
+            model = ServedModel
         allowed = ", ".join(sorted(f.alias or name for name, f in model.model_fields.items()))
         return f"unknown key '{key}' (allowed here: {allowed})"
+    if error["type"] == "missing":
+        return f"{key} is missing: it is required here"
     value = error.get("input")
     return f"{key} = {value!r}: {error['msg'].lower()}"
 

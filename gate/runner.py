@@ -9,11 +9,12 @@ import json
 import logging
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from gate.backends import Endpoint, VllmOptions, load_served, load_vllm
 from gate.errors import BadInputError, RunError
 from gate.models import ResolvedModel
 from gate.suites import PreparedTask, bare_task_manager
@@ -34,6 +35,8 @@ class ScoringSettings:
     dtype: str = "float32"
     batch_size: int = 8
     trust_remote_code: bool = False
+    backend: str = "hf"
+    vllm: VllmOptions = field(default_factory=VllmOptions)
 
 
 @dataclass(frozen=True)
@@ -197,20 +200,43 @@ class ModelPair:
         checkpoint: ResolvedModel,
         settings: ScoringSettings,
         allow_differences: Collection[str] = (),
+        endpoints: Mapping[str, Endpoint] | None = None,
     ) -> None:
         self.base, self.checkpoint, self.settings = base, checkpoint, settings
         self.allow_differences = frozenset(allow_differences)
+        self.endpoints = dict(endpoints or {})
+        in_process = settings.backend == "hf" and not self.endpoints
         self.adapter_on_base = (
-            checkpoint.kind == "adapter"
+            in_process
+            and checkpoint.kind == "adapter"
             and checkpoint.base is not None
             and checkpoint.base.fingerprint == base.fingerprint
         )
-        same_weights = checkpoint.fingerprint == base.fingerprint
-        self._ckpt_lm = _load(checkpoint, settings)
-        self._base_lm = self._ckpt_lm if self.adapter_on_base or same_weights else _load(base, settings)
+        same_weights = checkpoint.fingerprint == base.fingerprint and not self.endpoints
+        self._ckpt_lm = self._load("checkpoint", checkpoint)
+        shared = self.adapter_on_base or same_weights
+        self._base_lm = self._ckpt_lm if shared else self._load("base", base)
         if self._base_lm is not self._ckpt_lm:
             self._check_tokenizers()
         self._check_finite()
+
+    def _load(self, role: str, model: ResolvedModel) -> Any:
+        if role in self.endpoints:
+            return load_served(model, self.endpoints[role])
+        if self.settings.backend == "vllm":
+            return load_vllm(
+                model, self.settings.vllm, dtype=self.settings.dtype, trust_remote_code=self.settings.trust_remote_code
+            )
+        return _load(model, self.settings)
+
+    def backend(self, role: str) -> str:
+        """How `role` is scored: `hf`, `vllm`, or `openai-compatible <model> at <url>`."""
+        endpoint = self.endpoints.get(role)
+        return f"openai-compatible {endpoint.describe()}" if endpoint else self.settings.backend
+
+    def in_process(self, role: str) -> bool:
+        """Whether `role` is a torch model in this process, whose logits the probe and drift can read."""
+        return role not in self.endpoints and self.settings.backend == "hf"
 
     def _check_tokenizers(self) -> None:
         base_vocab, base_template = _tokenizer_identity(self._base_lm)
@@ -234,6 +260,8 @@ class ModelPair:
 
         one_model = self._base_lm is self._ckpt_lm and not self.adapter_on_base
         for role in ("base",) if one_model else ("base", "checkpoint"):
+            if not self.in_process(role):  # a served or vLLM model: its log-likelihoods are checked as they come
+                continue
             if torch.isnan(torch.log_softmax(self._logits(role, FINITE_PROBE), dim=-1)).any():
                 model = self._active(role)[1]
                 raise _non_finite(model, "NaN or inf logits on a probe text", self.settings.dtype)
@@ -242,7 +270,12 @@ class ModelPair:
         """What decides `role`'s outputs besides the settings: its weights fingerprint, vocabulary and chat template."""
         lm, model, _ = self._active(role)
         vocab, template = _tokenizer_identity(lm)
-        return {"fingerprint": model.fingerprint, "vocabulary": vocab, "chat_template": template}
+        return {
+            "fingerprint": model.fingerprint,
+            "vocabulary": vocab,
+            "chat_template": template,
+            "backend": self.backend(role),
+        }
 
     def close(self) -> None:
         """Release both models."""
@@ -272,7 +305,7 @@ class ModelPair:
         """Score `role` ("base" or "checkpoint") on the given doc ids of each task, in that order."""
         lm, model, context = self._active(role)
         with context:
-            return _score(lm, model, tasks, doc_ids, progress, self.settings)
+            return _score(lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role))
 
     def _logits(self, role: str, text: str) -> Any:
         """`role`'s logits (positions x vocabulary, float32) on a plain text."""
@@ -336,6 +369,7 @@ def _score(
     doc_ids: Mapping[str, Sequence[int]],
     progress: ProgressHook | None,
     settings: ScoringSettings,
+    endpoint: Endpoint | None = None,
 ) -> ModelScores:
     has_template = getattr(lm.tokenizer, "chat_template", None) is not None
     outputs: dict[str, list[ItemOutput]] = {}
@@ -365,8 +399,15 @@ def _score(
                 cache_requests=False,
                 task_manager=bare_task_manager(),
             )
-        except (RuntimeError, ValueError, KeyError, IndexError) as exc:
+        except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            loglikelihood = [t.spec.id for t in group if t.lm_eval_config.get("output_type") != "generate_until"]
+            if endpoint is not None and loglikelihood:
+                raise RunError(
+                    f"task {loglikelihood[0]} needs prompt log-probabilities, which {endpoint.describe()} did not "
+                    f"return ({reason}): serve the model with vLLM (it echoes prompt log-probabilities), or gate it "
+                    "on a suite of generation tasks only"
+                ) from None
             raise RunError(f"evaluating {model.describe()} failed ({reason})") from None
         if results is None:
             raise RunError(f"lm-eval returned no results for {model.describe()}")
