@@ -30,13 +30,14 @@ from gate.result import (
     ModelInfo,
     TaskResult,
     hardware,
+    installed_versions,
     load_result,
     package_versions,
 )
 from gate.runner import ModelPair, PairedTask, ScoringSettings
 from gate.sequential import SequentialPolicy, TaskPlan
 from gate.sequential import plan as sequential_plan
-from gate.shards import Shard, merge_pairs, read_partials, shard_doc_ids, write_partial
+from gate.shards import Shard, check_shardable, merge_pairs, read_partials, shard_doc_ids, write_partial
 from gate.suites import PreparedTask, Suite, TaskSpec, cache_dir, load_suite, prepare_tasks, suite_fingerprint
 from gate.verdict import Outcome, Policy, TaskDecision, diagnose
 
@@ -481,6 +482,7 @@ def run_shard(
     )
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
     the_suite, tasks = _suite_and_tasks(gate_config)
+    check_shardable(tasks, shard)
     gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)  # fail early
     settings = _settings(gate_config)
     endpoints = _endpoints(gate_config)
@@ -496,6 +498,7 @@ def run_shard(
         "base": asdict(_model_info(base_model)),
         "config": {key: value for key, value in config_data.items() if key not in _MACHINE_LOCAL_KEYS},
         "settings": asdict(settings),
+        "versions": installed_versions(("sft-gate", "lm_eval", "transformers", "torch", "peft")),
     }
     timing = {"started": started, "finished": _now(), "seconds": round(time.monotonic() - clock, 1)}
     extra = {"config": config_data, "drift": asdict(drift) if drift else None, "timing": timing}

@@ -8,6 +8,7 @@ from echoed prompt log-probabilities, which vLLM's server returns); the other ro
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from gate.models import ResolvedModel
 Backend = Literal["hf", "vllm", "openai-compatible"]
 BACKENDS: tuple[Backend, ...] = ("hf", "vllm", "openai-compatible")
 _MODELS_TIMEOUT_S = 30
+_VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
 
 
 @dataclass(frozen=True)
@@ -55,24 +57,38 @@ class VllmOptions:
 def served_models(url: str) -> list[str]:
     """The model names an OpenAI-compatible server lists at `<url>/models`; BadInputError if it cannot be reached."""
     if urlsplit(url).scheme not in ("http", "https"):
-        raise BadInputError(f"{url!r} is not an http(s) URL: pass the server's /v1 URL, e.g. http://127.0.0.1:8000/v1")
+        raise BadInputError("the server URL is not an http(s) URL: pass its /v1 URL, e.g. http://127.0.0.1:8000/v1")
     request = urllib.request.Request(url.rstrip("/") + "/models", headers={"Accept": "application/json"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=_MODELS_TIMEOUT_S) as response:  # noqa: S310 (http(s) checked)
             listing = json.loads(response.read().decode("utf-8"))
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise BadInputError(
+        raise RunError(
             f"cannot reach the model server at {url} ({exc}): start it, or pass its /v1 URL (e.g. http://host:8000/v1)"
         ) from None
-    return [str(entry.get("id")) for entry in listing.get("data", []) if isinstance(entry, dict)]
+    entries = listing.get("data") if isinstance(listing, dict) else None
+    if not isinstance(entries, list):
+        raise RunError(f"{url}/models did not list models as an OpenAI-compatible server does: check the URL")
+    return [str(entry.get("id")) for entry in entries if isinstance(entry, dict)]
 
 
 def parse_endpoint(text: str, num_concurrent: int = 4) -> Endpoint:
     """`http://host:port/v1#model` (the fragment names the served model; without it the server must serve one)."""
     parts = urlsplit(text.strip())
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadInputError(f"{text!r} is not an http(s) URL: pass the server's /v1 URL, e.g. http://127.0.0.1:8000/v1")
-    url = urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, ""))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInputError("the server URL is not an http(s) URL: pass its /v1 URL, e.g. http://127.0.0.1:8000/v1")
+    if parts.username or parts.password or parts.query:
+        raise BadInputError(
+            "the server URL carries credentials or a query, which would end up in logs and reports: "
+            "pass the bare /v1 URL and the key in OPENAI_API_KEY"
+        )
+    loopback = parts.hostname in ("localhost", "::1") or parts.hostname.startswith("127.")
+    if parts.scheme == "http" and not loopback and os.environ.get("OPENAI_API_KEY"):
+        raise BadInputError(
+            f"OPENAI_API_KEY is set and {parts.hostname} is reached over plain http, which would send the key in "
+            "clear text: use https, or unset OPENAI_API_KEY for a server that needs no key"
+        )
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     if parts.fragment:
         return Endpoint(url, parts.fragment, num_concurrent)
     names = served_models(url)
@@ -137,6 +153,8 @@ def vllm_args(model: ResolvedModel, options: VllmOptions, *, dtype: str, trust_r
         args["revision"] = base.revision
     if model.kind == "adapter" and model.peft:
         args["lora_local_path"] = model.peft
+        rank = json.loads((Path(model.peft) / "adapter_config.json").read_text(encoding="utf-8")).get("r", 16)
+        args["max_lora_rank"] = next((size for size in _VLLM_LORA_RANKS if size >= int(rank)), _VLLM_LORA_RANKS[-1])
     return args
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gate.errors import RunError
 from gate.files import atomic_write_text
 from gate.result import installed_versions
 from gate.runner import ItemOutput, ModelScores
@@ -26,7 +27,10 @@ from gate.suites import PreparedTask
 log = logging.getLogger("gate")
 CACHE_SCHEMA = 1
 RESULTS_FOLDER = "results"
-_KEYED_PACKAGES = ("lm_eval", "transformers", "torch")
+# Items scored per call and stored together: what an interrupted run can lose at most, per model and task.
+STORE_EVERY = 100
+# The gate's own scorer and answer extraction, lm-eval's tasks and metrics, and the model stacks.
+_KEYED_PACKAGES = ("sft-gate", "lm_eval", "transformers", "torch", "peft", "vllm")
 
 
 class Scorer(Protocol):
@@ -60,6 +64,7 @@ class ResultCache:
         self.settings = dict(settings)
         self.versions = installed_versions(_KEYED_PACKAGES)
         self.stats = CacheStats()
+        self.unwritable = False
 
     def _key(self, identity: Mapping[str, str], task: PreparedTask) -> dict[str, Any]:
         return {
@@ -109,16 +114,22 @@ class ResultCache:
         chat_template, items = found
         item_key = dict(zip(task.doc_ids, task.item_keys, strict=True))
         hits = {}
-        for doc_id in doc_ids:
-            stored = items.get(str(doc_id))
-            if stored is not None and stored["item_key"] == item_key[doc_id]:
-                hits[doc_id] = ItemOutput(**{k: v for k, v in stored.items() if k != "item_key"})
+        try:
+            for doc_id in doc_ids:
+                stored = items.get(str(doc_id))
+                if stored is not None and stored["item_key"] == item_key[doc_id]:
+                    hits[doc_id] = ItemOutput(**{k: v for k, v in stored.items() if k != "item_key"})
+        except (TypeError, KeyError, AttributeError):  # written by another layout of ItemOutput
+            log.warning("cache entry for %s does not fit this gate version: recomputing it", task.spec.id)
+            return None, {}
         return chat_template, hits
 
     def store(
         self, identity: Mapping[str, str], task: PreparedTask, chat_template: bool, outputs: Sequence[ItemOutput]
     ) -> None:
         """Add outputs to the task's entry (merging with what is there) and write it atomically."""
+        if self.unwritable:
+            return
         key = self._key(identity, task)
         found = self._read(key)
         items = dict(found[1]) if found is not None and found[0] == chat_template else {}
@@ -126,13 +137,22 @@ class ResultCache:
         for output in outputs:
             items[str(output.doc_id)] = {**asdict(output), "item_key": item_key[output.doc_id]}
         entry = {"key": key, "chat_template": chat_template, "items": items, "sha256": _checksum(items)}
-        atomic_write_text(self._path(key), json.dumps(entry, sort_keys=True, ensure_ascii=False))
+        try:
+            atomic_write_text(self._path(key), json.dumps(entry, sort_keys=True, ensure_ascii=False))
+        except OSError as exc:
+            self.unwritable = True
+            log.warning(
+                "cannot write the result cache in %s (%s): going on without it; pass a writable --cache-dir, "
+                "or --no-cache", self.root, exc.strerror or exc
+            )
 
 
 class CachedScorer:
-    """Scores through the cache: hits are read, misses scored one task at a time and stored at once.
+    """Scores through the cache: hits are read, misses scored and stored every STORE_EVERY items.
 
-    Storing after every task is what lets an interrupted run resume without recomputing finished items.
+    Storing as it goes is what lets an interrupted run resume without recomputing finished items. A few-shot task is
+    never cached: lm-eval draws an item's examples from one random stream per call, so they depend on which items
+    share the call, and a cached base could have seen other examples than the checkpoint.
     """
 
     def __init__(self, models: Scorer, cache: ResultCache) -> None:
@@ -147,27 +167,32 @@ class CachedScorer:
         progress: Any = None,
     ) -> ModelScores:
         """Like ModelPair.score: outputs in the order of `doc_ids`, cached ones read, the rest scored and stored."""
-        identity = self._identity[role]
-        outputs: dict[str, list[ItemOutput]] = {}
-        templates: dict[str, bool] = {}
+        uncached = [task for task in tasks if task.lm_eval_config.get("num_fewshot") and doc_ids[task.spec.id]]
+        scores = self.models.score(role, uncached, doc_ids, progress) if uncached else ModelScores({}, {})
         for task in tasks:
-            task_id = task.spec.id
-            wanted = list(doc_ids[task_id])
-            chat_template, hits = self.cache.lookup(identity, task, wanted)
-            missing = [doc_id for doc_id in wanted if doc_id not in hits]
-            if hits:
-                message = f"{role}: {len(hits)} of {len(wanted)} items of {task_id} reused from the result cache"
-                log.info(message)
-                if progress:
-                    progress(message)
-            if missing:
-                scored = self.models.score(role, [task], {task_id: missing}, progress)
-                chat_template = scored.chat_template[task_id]
-                self.cache.store(identity, task, chat_template, scored.outputs[task_id])
-                hits.update({output.doc_id: output for output in scored.outputs[task_id]})
-            assert chat_template is not None  # a lookup with hits, or a scoring call, set it
-            self.cache.stats.hits[role] += len(wanted) - len(missing)
-            self.cache.stats.scored[role] += len(missing)
-            outputs[task_id] = [hits[doc_id] for doc_id in wanted]
-            templates[task_id] = chat_template
-        return ModelScores(outputs, templates)
+            if task in uncached or not doc_ids[task.spec.id]:
+                continue
+            outputs, chat_template = self._task(role, task, list(doc_ids[task.spec.id]), progress)
+            scores.outputs[task.spec.id], scores.chat_template[task.spec.id] = outputs, chat_template
+        return scores
+
+    def _task(self, role: str, task: PreparedTask, wanted: list[int], progress: Any) -> tuple[list[ItemOutput], bool]:
+        identity, task_id = self._identity[role], task.spec.id
+        chat_template, found = self.cache.lookup(identity, task, wanted)
+        missing = [doc_id for doc_id in wanted if doc_id not in found]
+        if found:
+            message = f"{role}: {len(found)} of {len(wanted)} items of {task_id} reused from the result cache"
+            log.info(message)
+            if progress:
+                progress(message)
+        for start in range(0, len(missing), STORE_EVERY):
+            chunk = missing[start : start + STORE_EVERY]
+            scored = self.models.score(role, [task], {task_id: chunk}, progress)
+            chat_template = scored.chat_template[task_id]
+            self.cache.store(identity, task, chat_template, scored.outputs[task_id])
+            found.update({output.doc_id: output for output in scored.outputs[task_id]})
+        if chat_template is None:
+            raise RunError(f"task {task_id}: no item was scored or cached for the {role}: this is a bug, report it")
+        self.cache.stats.hits[role] += len(wanted) - len(missing)
+        self.cache.stats.scored[role] += len(missing)
+        return [found[doc_id] for doc_id in wanted], chat_template

@@ -61,8 +61,8 @@ def handles_errors(command: F) -> F:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             _fail(
-                "interrupted; no result was written, finished items are kept in the result cache: "
-                "run the same command again to resume",
+                "interrupted; no result was written; items already scored stay in the result cache (unless "
+                "--no-cache): run the same command again to resume",
                 ExitCode.INTERRUPTED,
             )
         except MemoryError:

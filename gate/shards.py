@@ -50,6 +50,21 @@ def parse_shard(text: str) -> Shard:
     return Shard(int(match.group(1)), int(match.group(2)))
 
 
+def check_shardable(tasks: Sequence[PreparedTask], shard: Shard) -> None:
+    """BadInputError if a shard would be empty, or a task's few-shot examples would depend on the sharding."""
+    for task in tasks:
+        if task.units < shard.count:
+            raise BadInputError(
+                f"task {task.spec.id} has {task.units} units (items or passages), fewer than {shard.count} shards: "
+                f"use at most {task.units} shards"
+            )
+        if task.lm_eval_config.get("num_fewshot"):
+            raise BadInputError(
+                f"task {task.spec.id} is few-shot, and lm-eval draws each item's examples from one stream per call, "
+                "so a shard would see other examples than one run: gate it unsharded, or set num_fewshot: 0"
+            )
+
+
 def shard_doc_ids(task: PreparedTask, shard: Shard) -> tuple[int, ...]:
     """The task's doc ids in this shard, in the seeded order: every n-th unit, whole clusters kept together."""
     if task.clusters is None:
@@ -95,6 +110,8 @@ def _read(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(record, dict) or record.get("kind") != PARTIAL_KIND:
         raise BadInputError(f"{path} is not a partial result: pass the files `gate run --shard i/n` wrote")
+    if not isinstance(record.get("shard"), dict) or not isinstance(record.get("identity"), dict):
+        raise BadInputError(f"{path} lacks its shard or identity: pass the files `gate run --shard` wrote, unedited")
     if record.get("schema_version") != PARTIAL_SCHEMA:
         raise BadInputError(
             f"{path} has partial-result schema {record.get('schema_version')}, this gate reads {PARTIAL_SCHEMA}: "
@@ -143,6 +160,15 @@ def read_partials(paths: Sequence[Path]) -> list[dict[str, Any]]:
 
 def merge_pairs(partials: Sequence[Mapping[str, Any]], tasks: Sequence[PreparedTask]) -> list[PairedTask]:
     """Every task's paired items from all shards, back in the seeded order of the unsharded run."""
+    try:
+        return _merge_pairs(partials, tasks)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise BadInputError(
+            f"a partial result lacks or mistypes a field ({exc}): pass the files `gate run --shard` wrote, unedited"
+        ) from None
+
+
+def _merge_pairs(partials: Sequence[Mapping[str, Any]], tasks: Sequence[PreparedTask]) -> list[PairedTask]:
     paired = []
     for task in tasks:
         task_id = task.spec.id

@@ -326,7 +326,7 @@ def _digest(payload: Any) -> str:
 class _TaskIdentity:
     fingerprint: str  # what is measured: spec, config and the sampled items
     scoring_key: str  # what decides one item's score: config, task version, metric, filter, chat-template setting
-    item_keys: tuple[str, ...]  # each sampled item's rendered prompt, choices and target
+    item_keys: tuple[str, ...]  # each sampled item's document, rendered prompt, choices and target
 
 
 def _identify_task(task: Any, spec: TaskSpec, doc_ids: tuple[int, ...]) -> _TaskIdentity:
@@ -347,7 +347,8 @@ def _identify_task(task: Any, spec: TaskSpec, doc_ids: tuple[int, ...]) -> _Task
     return _TaskIdentity(
         fingerprint=_digest({"spec": spec.model_dump(exclude={"loglik_twin"}), "config": config, "items": rendered}),
         scoring_key=_digest(scoring),
-        item_keys=tuple(_digest(item) for item in rendered),
+        # The whole document too: a metric may read fields beyond the prompt (IFEval's instruction ids and kwargs).
+        item_keys=tuple(_digest([item, docs[item[0]]]) for item in rendered),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,3 +210,26 @@ def test_each_output_is_labelled_with_the_item_it_scored(tiny_model: Path, tiny_
     assert [output.doc_id for output in outputs] == list(subset)
     for output in outputs:  # the tiny items ask about "object <doc id>"
         assert f"object {output.doc_id}?" in output.prompt
+
+
+def test_an_unwritable_cache_warns_once_and_the_run_goes_on(
+    tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="gate"):
+        result = _gate(other_tiny_model, tiny_model, tiny_suite, None, blocked)
+    assert result["verdict"] in ("PASS", "WARN", "FAIL") and result["timing"]["cache"]["scored"]["base"] == 40
+    assert caplog.text.count("cannot write the result cache") == 1
+
+
+def test_a_model_whose_config_files_change_is_a_new_model(tmp_path: Path, tiny_model: Path) -> None:
+    from gate.models import resolve_model
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model, copy)
+    before = resolve_model(str(copy))
+    generation = json.loads((copy / "generation_config.json").read_text())
+    (copy / "generation_config.json").write_text(json.dumps({**generation, "repetition_penalty": 1.3}))
+    after = resolve_model(str(copy))
+    assert after.weight_sha256 == before.weight_sha256 and after.fingerprint != before.fingerprint

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 
 from gate.backends import Endpoint, VllmOptions, parse_endpoint, vllm_args
 from gate.cli import main
-from gate.errors import BadInputError, ExitCode
+from gate.errors import BadInputError, ExitCode, RunError
 from gate.models import resolve_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,12 +171,24 @@ def test_a_server_without_prompt_logprobs_gets_an_error_naming_the_task(
     assert not (tmp_path / "out").exists()
 
 
-def test_endpoints_and_backend_arguments(no_logprobs_server: str, tiny_model: Path, tmp_path: Path) -> None:
+def test_endpoints_and_backend_arguments(
+    no_logprobs_server: str, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert parse_endpoint(no_logprobs_server) == Endpoint(no_logprobs_server, "tiny")  # the one model it serves
     assert parse_endpoint(f"{no_logprobs_server}#other").model == "other"
-    for bad, message in (("ftp://host/v1", "is not an http"), ("http://127.0.0.1:1/v1", "cannot reach the model")):
-        with pytest.raises(BadInputError, match=message):
+    with pytest.raises(RunError, match="cannot reach the model server"):
+        parse_endpoint("http://127.0.0.1:1/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    refused = {
+        "ftp://host/v1": "is not an http",
+        "http://user:sk-secret@127.0.0.1:8000/v1": "carries credentials",
+        "http://127.0.0.1:8000/v1?key=sk-secret": "carries credentials",
+        "http://models.example/v1": "would send the key in clear text",
+    }
+    for bad, message in refused.items():
+        with pytest.raises(BadInputError, match=message) as caught:
             parse_endpoint(bad)
+        assert "sk-" not in str(caught.value)  # never echoes a secret
     options = VllmOptions(tensor_parallel_size=4, data_parallel_size=2, max_model_len=4096)
     full = vllm_args(resolve_model(str(tiny_model)), options, dtype="bfloat16", trust_remote_code=False)
     assert full["pretrained"] == str(tiny_model.resolve()) and full["tensor_parallel_size"] == 4

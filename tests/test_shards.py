@@ -103,6 +103,10 @@ def test_merge_refuses_missing_repeated_and_foreign_shards(
         with pytest.raises(BadInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
             merge(list(paths), out_dir=tmp_path / "never", data_dir=tiny_suite.parent / "mirror")
         assert not (tmp_path / "never").exists()
+    code, output = _cli("run", "--ckpt", str(tiny_model), "--base", str(tiny_model), "--suite", str(tiny_suite),
+                        "--data-dir", str(tiny_suite.parent / "mirror"), "--out", str(tmp_path / "many"),
+                        "--shard", "1/41")
+    assert code == ExitCode.BAD_INPUT and "has 40 units (items or passages), fewer than 41 shards" in output
     code, output = _cli("run", "--ckpt", str(tiny_model), "--shard", "1/2", "--html")
     assert code == ExitCode.BAD_INPUT and "pass --html and --junit to `gate merge`" in output
     merged = merge([one, two], out_dir=None, data_dir=tiny_suite.parent / "mirror")
