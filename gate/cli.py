@@ -34,6 +34,22 @@ DATA_DIR_OPTION = click.option(
 )
 
 
+OUT_OPTION = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("gate-out"),
+    show_default=True,
+    help="Folder for report.md and result.json.",
+)
+HTML_OPTION = click.option("--html", is_flag=True, help="Also write report.html, a self-contained sign-off page.")
+JUNIT_OPTION = click.option(
+    "--junit",
+    "junit_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write JUnit XML here: one test case per task, for GitLab, Jenkins, Azure, Buildkite.",
+)
 CACHE_DIR_OPTION = click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
@@ -125,21 +141,14 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     "--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml with budgets and policy."
 )
 @click.option("--suite", default=None, help="Suite name (see `gate suites list`) or path to a suite folder.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("gate-out"),
-    show_default=True,
-    help="Folder for report.md and result.json.",
-)
+@OUT_OPTION
 @DATA_DIR_OPTION
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None, help="Batch size for both models.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device for both models.")
 @click.option("--allow-pickle", is_flag=True, default=None, help="Allow pickle (.bin) weights, which can run code.")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own Python code to run.")
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
-@click.option("--html", is_flag=True, help="Also write report.html, a self-contained sign-off page.")
+@HTML_OPTION
 @click.option(
     "--backend",
     type=click.Choice(["hf", "vllm", "openai-compatible"]),
@@ -153,13 +162,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     default=None,
     help="Score only shard i/n of the items (fixed-n) and write a partial result for `gate merge`. Example: 2/4",
 )
-@click.option(
-    "--junit",
-    "junit_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Also write JUnit XML here: one test case per task, for GitLab, Jenkins, Azure, Buildkite.",
-)
+@JUNIT_OPTION
 @CACHE_DIR_OPTION
 @click.option("--no-cache", is_flag=True, help="Score every item afresh; read and write no cached results.")
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
@@ -273,18 +276,10 @@ def _run_shard(
 
 @main.command("merge")
 @click.argument("partials", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=Path("gate-out"),
-    show_default=True,
-    help="Folder for report.md and result.json.",
-)
+@OUT_OPTION
 @DATA_DIR_OPTION
-@click.option("--html", is_flag=True, help="Also write report.html, a self-contained sign-off page.")
-@click.option("--junit", "junit_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write JUnit XML here.")
+@HTML_OPTION
+@JUNIT_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
 def merge_command(
