@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -58,6 +59,14 @@ CACHE_DIR_OPTION = click.option(
 )
 
 
+_INTERRUPTED = (
+    "interrupted; no result was written; items already scored stay in the result cache (unless --no-cache): "
+    "run the same command again to resume"
+)
+# Set by SIGTERM: whatever error then surfaces (a library may catch the interrupt and raise its own) is the stop.
+_TERMINATED = threading.Event()
+
+
 def _fail(message: str, code: ExitCode) -> None:
     click.echo(f"gate: error: {message}", err=True)
     sys.exit(int(code))
@@ -71,21 +80,17 @@ def handles_errors(command: F) -> F:
         verbose = bool(kwargs.get("verbose"))
         try:
             return command(*args, **kwargs)
-        except GateError as exc:
-            if verbose:
-                raise
-            _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail(
-                "interrupted; no result was written; items already scored stay in the result cache (unless "
-                "--no-cache): run the same command again to resume",
-                ExitCode.INTERRUPTED,
-            )
-        except MemoryError:
-            _fail("out of memory: lower --batch-size, or run on a machine with more memory", ExitCode.RUNTIME)
+            _fail(_INTERRUPTED, ExitCode.INTERRUPTED)
         except Exception as exc:
+            if _TERMINATED.is_set():  # a library turned the interrupt into an error of its own
+                _fail(_INTERRUPTED, ExitCode.INTERRUPTED)
             if verbose:
                 raise
+            if isinstance(exc, GateError):
+                _fail(str(exc), exc.exit_code)
+            if isinstance(exc, MemoryError):
+                _fail("out of memory: lower --batch-size, or run on a machine with more memory", ExitCode.RUNTIME)
             _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)", ExitCode.RUNTIME)
         return None
 
@@ -122,11 +127,13 @@ def main() -> None:
     Scores a general-capability suite on the checkpoint and its base with lm-eval, decides with a paired
     statistical test whether it regressed beyond the budgets, and writes report.md and result.json.
     """
+    _TERMINATED.clear()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
 
 
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     """A CI job cancelled with SIGTERM stops like Ctrl-C: no partial result, the finished items kept."""
+    _TERMINATED.set()
     raise KeyboardInterrupt
 
 

@@ -233,3 +233,26 @@ def test_a_model_whose_config_files_change_is_a_new_model(tmp_path: Path, tiny_m
     (copy / "generation_config.json").write_text(json.dumps({**generation, "repetition_penalty": 1.3}))
     after = resolve_model(str(copy))
     assert after.weight_sha256 == before.weight_sha256 and after.fingerprint != before.fingerprint
+
+
+def test_sigterm_is_the_stop_even_when_a_library_turns_it_into_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """datasets, for one, catches the interrupt while resolving files and raises FileNotFoundError instead."""
+    import gate.api
+
+    def swallowing_library(*args: Any, **kwargs: Any) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            raise FileNotFoundError("Unable to find 'mirror/tiny_shapes.jsonl'") from None
+
+    monkeypatch.setattr(gate.api, "run", swallowing_library)
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        result = CliRunner().invoke(main, ["run", "--ckpt", "x", "--out", str(tmp_path / "out")])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.exit_code == ExitCode.INTERRUPTED, result.stderr
+    assert "interrupted; no result was written" in result.stderr and "FileNotFoundError" not in result.stderr
