@@ -265,9 +265,14 @@ def plan(
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(suite=suite, data_dir=str(data_dir) if data_dir else None)
     the_suite, tasks = _suite_and_tasks(gate_config)
-    budgets = gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)
+    budgets = _task_budgets(gate_config, the_suite)
     policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
     return sequential_plan(budgets, {task.spec.id: task.units for task in tasks}, policy)
+
+
+def _task_budgets(config: GateConfig, suite: Suite) -> dict[str, float]:
+    """The budgets the verdict uses: the suite's, as gate.yaml overrides and waives them."""
+    return config.task_budgets({spec.id: spec.budget for spec in suite.tasks}, suite=suite.name)
 
 
 def _result_cache(config: GateConfig, settings: ScoringSettings) -> ResultCache | None:
@@ -303,7 +308,8 @@ def baseline(
     gate_config = gate_config.with_overrides(
         base=base, suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
-    cache = _result_cache(gate_config, _settings(gate_config))
+    settings = _settings(gate_config)
+    cache = _result_cache(gate_config, settings)
     if cache is None:
         raise ConfigError("gate baseline fills the result cache, but the config says `cache: false`: remove that")
     model = resolve_model(
@@ -312,7 +318,7 @@ def baseline(
     _, tasks = _suite_and_tasks(gate_config)
     served = _endpoints(gate_config).get("base")
     endpoints = {"base": served, "checkpoint": served} if served else {}
-    with ModelPair(model, model, _settings(gate_config), endpoints=endpoints) as models:
+    with ModelPair(model, model, settings, endpoints=endpoints) as models:
         CachedScorer(models, cache).score("base", tasks, {task.spec.id: task.doc_ids for task in tasks}, progress)
     return Baseline(
         base=model.describe(),
@@ -411,7 +417,7 @@ def run(
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
     the_suite, tasks = _suite_and_tasks(gate_config)
     settings = _settings(gate_config)
-    budgets = gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)
+    budgets = _task_budgets(gate_config, the_suite)
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
@@ -483,7 +489,7 @@ def run_shard(
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
     the_suite, tasks = _suite_and_tasks(gate_config)
     check_shardable(tasks, shard)
-    gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)  # fail early
+    _task_budgets(gate_config, the_suite)  # fail early
     settings = _settings(gate_config)
     endpoints = _endpoints(gate_config)
     with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
@@ -522,7 +528,7 @@ def merge(
             f"suite {the_suite.name} differs from the one the shards scored (its fingerprint changed): "
             "merge with the same gate version, suite and data"
         )
-    budgets = gate_config.task_budgets({spec.id: spec.budget for spec in the_suite.tasks}, suite=the_suite.name)
+    budgets = _task_budgets(gate_config, the_suite)
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
     evaluation = decide_fixed(merge_pairs(partials, tasks), budgets, _fixed_policy(gate_config, composite_budget))
     identity = partials[0]["identity"]

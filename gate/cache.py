@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gate.errors import RunError
+from gate.evaluate import ItemScorer
 from gate.files import atomic_write_text
 from gate.result import installed_versions
 from gate.runner import ItemOutput, ModelScores
@@ -33,12 +34,8 @@ STORE_EVERY = 100
 _KEYED_PACKAGES = ("sft-gate", "lm_eval", "transformers", "torch", "peft", "vllm")
 
 
-class Scorer(Protocol):
-    """What the cache wraps: gate.runner.ModelPair."""
-
-    def score(
-        self, role: str, tasks: Sequence[PreparedTask], doc_ids: Mapping[str, Sequence[int]], progress: Any = None
-    ) -> ModelScores: ...
+class Scorer(ItemScorer, Protocol):
+    """What the cache wraps (gate.runner.ModelPair): an item scorer that also says who each role is."""
 
     def model_identity(self, role: str) -> dict[str, str]: ...
 
