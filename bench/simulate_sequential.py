@@ -2,8 +2,9 @@
 
 Every cell draws paired differences item by item, d = +1 with probability (r + delta)/2 and -1 with
 probability (r - delta)/2, so E[d] = delta and P(d != 0) = r, over a pool capped at the planned units of
-gate.sequential.plan (one task, composite off: the FAIL family is that task). The gate looks at the smoke
-stage's end (200 items) and then every 50 items, as the runner does, until a decision or the cap.
+gate.sequential.plan (one task, composite off: the FAIL family is that task). The gate looks when the runner
+does (SequentialPolicy.look_step: after 50 items, then adding a quarter of the items so far), until a
+decision or the cap, with the policy's sequence (the design bettor by default; --sequence normal-mixture).
 
 The looks are replayed vectorised over replications with the package's confidence sequences (their running
 p-values are monotone, so each replication stops at the first look where one crosses its level); the first
@@ -12,13 +13,16 @@ replications of every cell are replayed through gate.sequential.look itself and 
 "/fixed" divides the average items used by the n of the fixed-n gate meeting the same targets (95% PASS at 0,
 90% FAIL at -2B, alpha_fail = 1%): max(Tango PASS plan, FAIL plan), as in bench/simulate_verdicts.py.
 "/matched" divides by the n of the fixed-n gate with the power the sequential gate reached (its PASS rate at
-0 and FAIL rate at -2B), the literal "fixed design of the same power". A second table repeats the cells on a
-small pool, which the betting sequence runs, and a third searches the smallest cap meeting the targets.
+0 and FAIL rate at -2B), the literal "fixed design of the same power". "Wald" is the floor no sequential test
+can beat: Wald's lower bound on the average items of any test with the nominal error rates (PASS at 0: 5%
+false PASS at -B, 95% power; FAIL at -2B: the task's FAIL level at -B, 90% power), normal approximation,
+over the fixed n. A second table repeats the cells on a small pool, and a third searches the smallest cap
+meeting the targets.
 For contrast only, the table also shows the REJECTED peeking rule "FAIL when a fixed-n paired z-test,
 re-run at every look, has p < alpha_fail", computed inline below: it exists nowhere in the package and must
 never be shipped.
 
-    python bench/simulate_sequential.py [--reps 4000] [--seed 7] [--no-search]
+    python bench/simulate_sequential.py [--reps 4000] [--seed 7] [--no-search] [--sequence normal-mixture]
 """
 
 from __future__ import annotations
@@ -38,10 +42,10 @@ from gate.verdict import Outcome, TaskEvidence
 
 DISCORDANCES = (0.05, 0.1, 0.2)
 BUDGETS = (3.0, 5.0)
-LOOK_EVERY = 50
+LOOK_EVERY = 50  # the cap search's step
 CHUNK = 500  # replications simulated at once: bounds the memory of the (reps, items) arrays
 AGREEMENT_REPS = 20  # replications per cell replayed through gate.sequential.look
-SMALL_POOL, SMALL_POOL_BUDGET = 250, 5.0  # a task too small for its plan, which the betting sequence runs
+SMALL_POOL, SMALL_POOL_BUDGET = 250, 5.0  # a task too small for its plan (the normal mixture runs betting there)
 PASS, FAIL, WARN = 0, 1, 2
 
 
@@ -59,9 +63,11 @@ def draw_differences(rng: np.random.Generator, reps: int, n: int, delta: float, 
 
 
 def look_points(policy: SequentialPolicy, cap: int) -> np.ndarray:
-    """Items at each look: the smoke stage's end, then every LOOK_EVERY items, and the cap."""
-    first = min(policy.smoke_items, cap)
-    return np.unique(np.append(np.arange(first, cap, LOOK_EVERY), cap))
+    """Items at each look, as the runner schedules them (policy.look_step), up to the cap."""
+    points = [min(policy.look_step(0), cap)]
+    while points[-1] < cap:
+        points.append(min(points[-1] + policy.look_step(points[-1]), cap))
+    return np.array(points)
 
 
 def first_look(crossed: np.ndarray, looks: np.ndarray) -> np.ndarray:
@@ -85,18 +91,20 @@ def replay(d: np.ndarray, task: TaskPlan, policy: SequentialPolicy) -> CellResul
     """Outcome and items of every replication, vectorised: the decisions look() makes at each look."""
     cap, margin = task.planned, task.budget / 100
     looks = look_points(policy, cap)
-    start = min(policy.smoke_items, cap)
-    fail_alpha = policy.task_fail_alpha(1)
-    fail = ConfidenceSequence(task.method, "upper", fail_alpha, cap, start).p_values(d, -margin) < fail_alpha
-    passed = (
-        ConfidenceSequence(task.method, "lower", policy.alpha_pass, cap, start).p_values(d, -margin)
-        < policy.alpha_pass
-    )
+    fail_cs, pass_cs = policy.task_sequences(1, task.budget, cap, min(policy.decides_from(cap), cap))
+    fail = fail_cs.p_values(d, -margin) < fail_cs.alpha
+    passed = pass_cs.p_values(d, -margin) < pass_cs.alpha
+    # The smoke stage's catastrophic-drop check, on the first smoke_items items, as of each look.
+    smoke_end = min(policy.smoke_items, cap)
     smoke_alpha = policy.smoke_alpha(1)
-    smoke = ConfidenceSequence("betting", "upper", smoke_alpha, policy.smoke_items).p_values(
-        d[:, :start], -policy.catastrophic_drop / 100
-    )[:, -1] < smoke_alpha
-    fail |= smoke[:, None]
+    smoke = (
+        ConfidenceSequence("betting", "upper", smoke_alpha, policy.smoke_items).p_values(
+            d[:, :smoke_end], -policy.catastrophic_drop / 100
+        )
+        < smoke_alpha
+    )
+    fail[:, :smoke_end] |= smoke
+    fail[:, smoke_end:] |= smoke[:, -1:]
     first_fail, first_pass = first_look(fail, looks), first_look(passed, looks)
     stop = np.minimum(np.minimum(first_fail, first_pass), looks.size - 1)
     outcome = np.where(first_fail <= first_pass, FAIL, PASS)
@@ -140,6 +148,7 @@ def matched_fixed_n(task: TaskPlan, pass_rate: float, fail_rate: float, policy: 
 
     Rates are clipped to [0.5, 1 - 1/(2 reps)]: a simulated 100% only says the power is beyond what reps resolve.
     """
+
     def clip(rate: float) -> float:
         return min(max(rate, 0.5), 1.0 - 0.5 / reps)
 
@@ -192,7 +201,39 @@ def percent(rate: float) -> str:
     return "n/a" if math.isnan(rate) else f"{100 * rate:.1f}%"
 
 
-def report_group(rng: np.random.Generator, reps: int, task: TaskPlan, policy: SequentialPolicy) -> None:
+def wald_floor(task: TaskPlan, delta: float, policy: SequentialPolicy) -> float:
+    """Wald's lower bound on the average items of any sequential test meeting the nominal targets at delta.
+
+    E[N] >= ((1 - b) log((1 - b) / a) + b log(b / (1 - a))) / KL, with KL = B^2 / (2 r) between the truth and
+    the margin (normal approximation): a, 1 - b = 5%, 95% for PASS at 0; the FAIL level, 90% at -2B. nan
+    elsewhere.
+    """
+    if delta == 0.0:
+        a, b = policy.alpha_pass, 1.0 - policy.pass_power
+    elif delta == -2 * task.budget:
+        a, b = policy.task_fail_alpha(1), 1.0 - policy.fail_power
+    else:
+        return math.nan
+    kl = (task.budget / 100) ** 2 / (2 * task.discordance)
+    return ((1 - b) * math.log((1 - b) / a) + b * math.log(b / (1 - a))) / kl
+
+
+@dataclass(frozen=True)
+class Row:
+    """One simulated cell, for the summary against the targets."""
+
+    budget: float
+    r: float
+    delta: float
+    fail: int  # replications that FAILed
+    reps: int
+    pass_rate: float
+    fail_rate: float
+    per_fixed: float
+    per_matched: float
+
+
+def report_group(rng: np.random.Generator, reps: int, task: TaskPlan, policy: SequentialPolicy) -> list[Row]:
     """Simulate and print the rows of one (B, r, cap): delta = 0, +1, -B, -2B where feasible."""
     budget, r = task.budget, task.discordance
     rows = {}
@@ -206,6 +247,7 @@ def report_group(rng: np.random.Generator, reps: int, task: TaskPlan, policy: Se
         f"B = {budget:g}, r = {r:g}: {task.method}, cap {task.planned}, fixed n {task.fixed_n}, "
         f"same-power fixed n {matched}"
     )
+    out = []
     for delta in (0.0, 1.0, -budget, -2 * budget):
         label = f"{budget:3g} {r:5.2f} {delta:+6.1f} {task.planned:5d} | "
         if delta not in rows:
@@ -214,9 +256,42 @@ def report_group(rng: np.random.Generator, reps: int, task: TaskPlan, policy: Se
         result, agree = rows[delta]
         rates = [100 * np.mean(result.outcome == o) for o in (FAIL, PASS, WARN)]
         avg = float(result.items.mean())
+        wald = wald_floor(task, delta, policy) / task.fixed_n
         print(
             f"{label}{rates[0]:5.2f}% {rates[1]:5.1f}% {rates[2]:5.1f}% | {avg:9.0f} {avg / task.fixed_n:6.2f} "
-            f"{avg / matched:8.2f} | {100 * result.peeking_fail.mean():11.2f}% | {agree:2d}/{AGREEMENT_REPS}"
+            f"{avg / matched:8.2f} {'' if math.isnan(wald) else f'{wald:.2f}':>5} | "
+            f"{100 * result.peeking_fail.mean():11.2f}% | {agree:2d}/{AGREEMENT_REPS}"
+        )
+        fails = int(np.sum(result.outcome == FAIL))
+        out.append(Row(budget, r, delta, fails, reps, rates[1] / 100, fails / reps, avg / task.fixed_n, avg / matched))
+    return out
+
+
+def summarise(rows: list[Row]) -> None:
+    """Each target with the worst cell of the main table (Clopper-Pearson 95% upper bound on false FAIL)."""
+    at = {
+        label: [row for row in rows if row.delta == value(row)]
+        for label, value in (
+            ("-B", lambda row: -row.budget),
+            ("-2B", lambda row: -2 * row.budget),
+            ("0", lambda row: 0.0),
+            ("+1", lambda row: 1.0),
+        )
+    }
+    worst_false = max(at["-B"], key=lambda row: row.fail)
+    upper = stats.beta.ppf(0.95, worst_false.fail + 1, worst_false.reps - worst_false.fail)
+    print("\ntargets, worst cell of the main table:")
+    print(
+        f"  false FAIL at -B <= 1%: {100 * worst_false.fail_rate:.2f}% (B {worst_false.budget:g}, r "
+        f"{worst_false.r:g}; 95% upper bound {100 * upper:.2f}%)"
+    )
+    print(f"  FAIL at -2B >= 90%: {100 * min(row.fail_rate for row in at['-2B']):.1f}%")
+    print(f"  PASS at 0 >= 95%: {100 * min(row.pass_rate for row in at['0']):.1f}%")
+    for label in ("0", "+1", "-2B"):
+        print(
+            f"  average items at {label:>3} <= 0.60 of the fixed design: at most "
+            f"{max(row.per_matched for row in at[label]):.2f} of the same-power fixed n, "
+            f"{max(row.per_fixed for row in at[label]):.2f} of the nominal one"
         )
 
 
@@ -225,41 +300,49 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=4000, help="replications per cell (default 4000)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the random generator (default 7)")
     parser.add_argument("--no-search", action="store_true", help="skip the search for the smallest sufficient cap")
+    parser.add_argument(
+        "--sequence",
+        choices=("design-betting", "normal-mixture"),
+        default="design-betting",
+        help="the tasks' confidence sequence (default design-betting, the gate's default)",
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     started = time.monotonic()
     print(
-        f"gate sequential verdict, one task, composite off, looks at 200 then every {LOOK_EVERY} items, "
+        f"gate sequential verdict ({args.sequence}), one task, composite off, looks as the runner's, "
         f"{args.reps} reps per cell, seed {args.seed}"
     )
     print("targets: false FAIL <= 1% at delta = -B (far less at 0), FAIL >= 90% at -2B, PASS >= 95% at 0,")
     print("         average items <= 60% of the fixed design in the clear cases (0, +1, -2B)\n")
     header = (
         f"{'B':>3} {'r':>5} {'delta':>6} {'cap':>5} | {'FAIL':>6} {'PASS':>6} {'WARN':>6} | {'avg items':>9} "
-        f"{'/fixed':>6} {'/matched':>8} | {'peeking FAIL':>12} | {'agree':>5}"
+        f"{'/fixed':>6} {'/matched':>8} {'Wald':>5} | {'peeking FAIL':>12} | {'agree':>5}"
     )
-    searched = []
-    print("pools capped at plan()'s planned units (normal mixture)")
+    searched, rows = [], []
+    print("pools capped at plan()'s planned units")
     print(header + "\n" + "-" * len(header))
     for budget in BUDGETS:
         for r in DISCORDANCES:
-            policy = SequentialPolicy(composite_budget=None, planning_discordance=r)
+            policy = SequentialPolicy(composite_budget=None, planning_discordance=r, sequence=args.sequence)
             task = plan({"t": budget}, {"t": 100_000}, policy)[0]
-            report_group(rng, args.reps, task, policy)
+            rows += report_group(rng, args.reps, task, policy)
             if not args.no_search:
                 searched.append((task, smallest_cap(args.seed, args.reps, task, policy)))
         print()
-    print(f"small pools of {SMALL_POOL} items (below small_task_items: the betting sequence)")
+    print(f"small pools of {SMALL_POOL} items (the normal mixture runs the betting sequence there)")
     print(header + "\n" + "-" * len(header))
     for r in DISCORDANCES:
-        policy = SequentialPolicy(composite_budget=None, planning_discordance=r)
+        policy = SequentialPolicy(composite_budget=None, planning_discordance=r, sequence=args.sequence)
         report_group(rng, args.reps, plan({"t": SMALL_POOL_BUDGET}, {"t": SMALL_POOL}, policy)[0], policy)
     print(
         f"\nMonte-Carlo standard error: at most {100 * math.sqrt(0.25 / args.reps):.1f} points, "
         f"{100 * math.sqrt(0.01 * 0.99 / args.reps):.2f} at 1%."
     )
     print("fixed: the fixed-n gate with the nominal targets; matched: the fixed-n gate with the simulated power.")
+    print("Wald: the floor for any sequential test with the nominal error rates, over the fixed n.")
     print("peeking = the REJECTED rule: a fixed-n z-test re-checked at every look, for contrast only.")
+    summarise(rows)
     if searched:
         print("\nplanned n: the smallest cap (a multiple of 50) simulated to PASS >= 95% at 0 and FAIL >= 90% at -2B")
         print(

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from gate import distributed
 from gate.backends import Endpoint, VllmOptions, parse_endpoint
 from gate.cache import CachedScorer, ResultCache
 from gate.config import GateConfig, load_config, parse_config
@@ -255,6 +256,7 @@ def sequential_policy(config: GateConfig, composite_budget: float) -> Sequential
         smoke_items=config.smoke_items,
         catastrophic_drop=config.catastrophic_drop,
         planning_discordance=config.planning_discordance,
+        sequence=config.sequence,
     )
 
 
@@ -267,7 +269,8 @@ def plan(
     the_suite, tasks = _suite_and_tasks(gate_config)
     budgets = _task_budgets(gate_config, the_suite)
     policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
-    return sequential_plan(budgets, {task.spec.id: task.units for task in tasks}, policy)
+    continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
+    return sequential_plan(budgets, {task.spec.id: task.units for task in tasks}, policy, continuous=continuous)
 
 
 def _task_budgets(config: GateConfig, suite: Suite) -> dict[str, float]:
@@ -422,10 +425,19 @@ def run(
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
     endpoints = _endpoints(gate_config)
+    processes = distributed.world_size()
+    if processes > 1 and (settings.backend != "hf" or endpoints):
+        raise ConfigError(
+            f"a data-parallel launch ({processes} processes) needs backend: hf: launch a single process for "
+            "vLLM (it spreads over GPUs with vllm.data_parallel_size) or for served models"
+        )
+    distributed.prepare(settings.device)
     with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        cache = _result_cache(gate_config, settings)
+        cache = _result_cache(gate_config, settings) if processes == 1 else None
+        if processes > 1 and gate_config.cache:
+            log.info("result cache not used: %d processes share the items of each harness call", processes)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         if gate_config.mode == "fixed":
             evaluation = evaluate_fixed(scorer, tasks, budgets, _fixed_policy(gate_config, composite_budget), progress)
@@ -453,9 +465,10 @@ def run(
             "seconds": seconds,
             "looks": evaluation.looks,
             "cache": asdict(cache.stats) if cache is not None else None,
+            "processes": processes,
         },
     )
-    if out_dir is not None:
+    if out_dir is not None and distributed.is_main():
         write_outputs(result, out_dir, html=html)
     return result
 

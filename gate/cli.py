@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from gate import distributed
 from gate.errors import BadInputError, ExitCode, GateError
 
 if TYPE_CHECKING:
@@ -231,9 +232,11 @@ def run(
         data_dir=data_dir,
         batch_size=batch_size,
         device=device,
-        progress=_progress(time.monotonic()),
+        progress=_progress(time.monotonic()) if distributed.is_main() else None,
         html=html,
     )
+    if not distributed.is_main():  # a data-parallel helper process: rank 0 reports; same verdict, same exit code
+        sys.exit(result.exit_code)
     _finish(result, out_dir, html, junit_path)
 
 

@@ -98,6 +98,8 @@ class GateConfig(_Strict):
     alpha: Alphas = Alphas()
     mode: Literal["sequential", "fixed"] = "sequential"
     method: Literal["tango", "wald"] = "tango"
+    # The sequential mode's per-task confidence sequence (gate.stats.ConfidenceSequence).
+    sequence: Literal["design-betting", "normal-mixture"] = "design-betting"
     smoke_items: Annotated[int, Field(ge=1, le=100_000)] = 200
     catastrophic_drop: Points = 10.0
     planning_discordance: Annotated[float, Field(gt=0, le=1)] = 0.1

@@ -27,11 +27,7 @@ class ItemScorer(Protocol):
         progress: ProgressHook | None = None,
     ) -> ModelScores: ...
 
-# The first look comes after this many items per task, so a collapsed checkpoint fails within the smoke stage
-# at a fraction of its cost; each later look adds half again the items scored so far (at least MIN_STEP_ITEMS).
-# Anytime-valid bounds allow any schedule, and few looks keep lm-eval's per-call overhead small.
-FIRST_LOOK_ITEMS = 50
-MIN_STEP_ITEMS = 50
+
 STOPPED_BY_GATE = "not decided: the gate stopped at the first demonstrated FAIL"
 
 
@@ -166,7 +162,8 @@ def evaluate_sequential(
     run out undecided ends WARN.
     """
     units = {task.spec.id: _units(task) for task in tasks}
-    plans = {p.name: p for p in plan(budgets, {task.spec.id: task.units for task in tasks}, policy)}
+    continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
+    plans = {p.name: p for p in plan(budgets, {t.spec.id: t.units for t in tasks}, policy, continuous=continuous)}
     planned = {task_id: p.planned for task_id, p in plans.items()}
     limit = {task_id: units[task_id][planned[task_id] - 1] for task_id in units}
     stream = _Stream(tasks)
@@ -176,8 +173,7 @@ def evaluate_sequential(
         batch: dict[str, tuple[int, ...]] = {}
         for task_id in keep:
             scored = stream.scored(task_id)
-            want = min(FIRST_LOOK_ITEMS, policy.smoke_items) if scored == 0 else max(MIN_STEP_ITEMS, scored // 2)
-            stop = _next_stop(units[task_id], scored, want, limit[task_id])
+            stop = _next_stop(units[task_id], scored, policy.look_step(scored), limit[task_id])
             if stop > scored:
                 batch[task_id] = stream.tasks[task_id].doc_ids[scored:stop]
         active = [stream.tasks[task_id] for task_id in batch]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gate.backends import Endpoint, VllmOptions, load_served, load_vllm
+from gate.distributed import share_from_main
 from gate.errors import BadInputError, GateError, RunError
 from gate.models import ResolvedModel
 from gate.suites import PreparedTask, bare_task_manager
@@ -372,6 +373,7 @@ def _score(
     endpoint: Endpoint | None = None,
 ) -> ModelScores:
     has_template = getattr(lm.tokenizer, "chat_template", None) is not None
+    dtype = settings.dtype
     outputs: dict[str, list[ItemOutput]] = {}
     templates: dict[str, bool] = {}
     for use_template in (False, True):
@@ -414,12 +416,19 @@ def _score(
                     "on a suite of generation tasks only"
                 ) from None
             raise RunError(f"evaluating {model.describe()} failed ({reason})") from None
-        if results is None:
-            raise RunError(f"lm-eval returned no results for {model.describe()}")
-        for task in group:
-            samples = results["samples"][task.spec.id]
-            outputs[task.spec.id] = _outputs(task, doc_ids[task.spec.id], samples, model, settings.dtype)
-            templates[task.spec.id] = use_template
+
+        def collect(results: dict[str, Any] | None = results, group: list[PreparedTask] = group) -> dict[str, Any]:
+            if results is None:
+                raise RunError(f"lm-eval returned no results for {model.describe()}")
+            return {
+                task.spec.id: _outputs(task, doc_ids[task.spec.id], results["samples"][task.spec.id], model, dtype)
+                for task in group
+            }
+
+        # Launched data-parallel, lm-eval gathered every process's items on rank 0: all ranks take its outputs.
+        for task_id, task_outputs in share_from_main(collect).items():
+            outputs[task_id] = task_outputs
+            templates[task_id] = use_template
     return ModelScores(outputs, templates)
 
 

@@ -135,7 +135,16 @@ def _pack(batch: Sequence[_Context]) -> _Packed:
 
 @register_model("gate-hf")
 class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
-    """lm-eval's HFLM with shared-prefix multiple-choice scoring; results match HFLM's to float rounding."""
+    """lm-eval's HFLM with shared-prefix multiple-choice scoring; results match HFLM's to float rounding.
+
+    Under `accelerate launch` it splits requests across the processes on CPUs too: HFLM only does with GPUs.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None and self.world_size == 1 and accelerator.num_processes > 1:
+            self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
 
     def _loglikelihood_tokens(
         self,
@@ -149,6 +158,8 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
                 requests, disable_tqdm=disable_tqdm, override_bs=override_bs
             )
             return answers
+        if self.world_size > 1:
+            log.info("process %d of %d scores %d log-likelihood requests", self.rank, self.world_size, len(requests))
         contexts, truncated = group_by_context(requests, self.max_length)
         if truncated:
             log.warning("%d request(s) exceed max_length %d: truncated from the left", truncated, self.max_length)

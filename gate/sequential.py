@@ -5,9 +5,11 @@ The runner streams items in the seeded order and calls `look` after each batch w
 planned units), so calling it again on the same evidence gives the same answer. Per task:
 
 - smoke stage (the first `smoke_items` items): FAIL at once on a catastrophic drop demonstrated by a betting
-  bound, or on format collapse of a generation task's answers; nothing else is decided yet;
-- afterwards, FAIL when the anytime upper bound of Delta_k is below -B_k, PASS when the anytime lower bound is
-  above -B_k; WARN when the pool is exhausted undecided.
+  bound, or on format collapse of a generation task's answers;
+- at every look, FAIL when the anytime upper bound of Delta_k is below -B_k, PASS when the anytime lower bound
+  is above -B_k (with the default design-betting sequence from the first look, as it is valid at every n; with
+  the normal mixture, an asymptotic sequence, only once the smoke stage is over); WARN when the pool is
+  exhausted undecided.
 
 FAIL levels are Bonferroni over the tasks and the composite (alpha_fail / m each; a task spends `smoke_share` of
 its level on the smoke checks); PASS levels are alpha_pass per task with no correction. The fixed-n mode
@@ -19,7 +21,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,7 @@ from gate.stats import (
     ConfidenceSequence,
     SequenceMethod,
     effective_discordance,
+    is_binary,
     mixture_p_value,
     mixture_radius,
     paired_differences,
@@ -50,6 +53,14 @@ from gate.verdict import (
     TaskEvidence,
     check_task_names,
 )
+
+# The first look comes after FIRST_LOOK_ITEMS items per task, so a collapsed checkpoint fails within the smoke
+# stage at a fraction of its cost; each later look adds an eighth of the items scored so far, at least
+# MIN_STEP_ITEMS. Anytime-valid bounds allow any schedule: finer looks stop nearer where the evidence first
+# suffices (simulated, adding halves uses about 13% more items than eighths), but each costs a harness call.
+FIRST_LOOK_ITEMS = 50
+MIN_STEP_ITEMS = 50
+_LOOK_GROWTH = 8
 
 # The smoke stage runs three checks per task (catastrophic drop, parse failures, one answer for everything),
 # each at a third of the task's smoke level.
@@ -74,11 +85,13 @@ class SequentialPolicy:
     """Error rates, smoke stage and planning inputs of a sequential gate (defaults per statistics.md).
 
     alpha_fail is family-wise, Bonferroni over the tasks and the composite; each task spends smoke_share of its
-    share on the smoke checks. alpha_pass applies per task. smoke_items, small_task_items count items (units
-    for clustered tasks); catastrophic_drop is in points. Format collapse needs the checkpoint's parse failures,
-    or the share of its most common answer, to exceed the base's by collapse_gap (demonstrated), the latter
-    also covering at least collapse_share of the items. Planning: PASS a Delta = 0 checkpoint with pass_power
-    and FAIL a Delta = -2B one with fail_power, at planning_discordance unless a pilot measures it.
+    share on the smoke checks. alpha_pass applies per task. sequence is the tasks' confidence sequence: "design-
+    betting" (default), or "normal-mixture", which runs "betting" on tasks planned below small_task_items.
+    smoke_items, small_task_items count items (units for clustered tasks); catastrophic_drop is in points. Format
+    collapse needs the checkpoint's parse failures, or the share of its most common answer, to exceed the base's by
+    collapse_gap (demonstrated), the latter also covering at least collapse_share of the items. Planning: PASS a
+    Delta = 0 checkpoint with pass_power and FAIL a Delta = -2B one with fail_power, at planning_discordance unless
+    a pilot measures it.
     """
 
     alpha_fail: float = 0.01
@@ -93,8 +106,11 @@ class SequentialPolicy:
     pass_power: float = 0.95
     fail_power: float = 0.9
     planning_discordance: float = 0.1
+    sequence: SequenceMethod = "design-betting"
 
     def __post_init__(self) -> None:
+        if self.sequence not in ("design-betting", "normal-mixture"):
+            raise ValueError(f"sequence must be 'design-betting' or 'normal-mixture', got {self.sequence!r}")
         for label, value, upper in (
             ("alpha_fail", self.alpha_fail, 0.5),
             ("alpha_pass", self.alpha_pass, 0.5),
@@ -116,9 +132,7 @@ class SequentialPolicy:
         if not 0.0 < self.catastrophic_drop <= 100.0:
             raise ValueError(f"catastrophic_drop must be in (0, 100] points, got {self.catastrophic_drop!r}")
         if self.composite_budget is not None and not 0.0 < self.composite_budget <= 100.0:
-            raise ValueError(
-                f"composite_budget must be in (0, 100] points or None, got {self.composite_budget!r}"
-            )
+            raise ValueError(f"composite_budget must be in (0, 100] points or None, got {self.composite_budget!r}")
 
     def family(self, tasks: int) -> int:
         """Members of the FAIL family: the tasks, plus the composite when it is on."""
@@ -133,8 +147,36 @@ class SequentialPolicy:
         return self.alpha_fail / self.family(tasks) * self.smoke_share / _SMOKE_CHECKS
 
     def method(self, planned_units: int) -> SequenceMethod:
-        """The sequence a task planned at this many units runs: betting below small_task_items."""
+        """The sequence a task planned at this many units runs (normal mixture: betting below small_task_items)."""
+        if self.sequence == "design-betting":
+            return "design-betting"
         return "betting" if planned_units < self.small_task_items else "normal-mixture"
+
+    def look_step(self, scored: int) -> int:
+        """Items to add to a task that has `scored` items before the next look."""
+        if scored == 0:
+            return min(FIRST_LOOK_ITEMS, self.smoke_items)
+        return max(MIN_STEP_ITEMS, scored // _LOOK_GROWTH)
+
+    def decides_from(self, planned_units: int) -> int:
+        """Items after which a task's sequence may decide: at once for design-betting, which is valid at every
+        n; after the smoke stage for the normal mixture, whose validity is asymptotic."""
+        return 1 if self.method(planned_units) == "design-betting" else self.smoke_items
+
+    def task_sequences(
+        self, tasks: int, budget: float, planned_units: int, start: int = 1
+    ) -> tuple[ConfidenceSequence, ConfidenceSequence]:
+        """A task's FAIL sequence (upper, at its Bonferroni share) and PASS sequence (lower), as `look` runs them.
+
+        budget in points; start is the first unit at which they may decide (see decides_from).
+        """
+        method, gap = self.method(planned_units), budget / 100.0
+        return (
+            ConfidenceSequence(
+                method, "upper", self.task_fail_alpha(tasks), planned_units, start, gap, self.planning_discordance
+            ),
+            ConfidenceSequence(method, "lower", self.alpha_pass, planned_units, start, gap, self.planning_discordance),
+        )
 
 
 # --- smoke stage -------------------------------------------------------------------------------------------
@@ -201,8 +243,7 @@ def format_collapse(answers: Answers, policy: SequentialPolicy, alpha: float) ->
     ckpt_failed = np.array([a is None for a in answers.ckpt], dtype=np.float64)
     if _demonstrated_above(ckpt_failed - base_failed, policy.collapse_gap, alpha, policy.smoke_items):
         return (
-            f"checkpoint answers unparseable on {ckpt_failed.mean():.0%} of {n} items "
-            f"(base: {base_failed.mean():.0%})"
+            f"checkpoint answers unparseable on {ckpt_failed.mean():.0%} of {n} items (base: {base_failed.mean():.0%})"
         )
     modal, gives_modal = _modal_share(answers.ckpt)
     base_modal, base_gives_modal = _modal_share(answers.base)
@@ -289,7 +330,8 @@ class _Track:
     units: NDArray[np.float64]
     planned: int
     method: SequenceMethod
-    started: bool
+    started: bool  # its sequence may decide
+    past_smoke: bool  # its smoke stage is over (the composite, a normal mixture, starts when all are)
     start: int
     exhausted: bool
 
@@ -315,26 +357,25 @@ class _Track:
 
 def _track(evidence: TaskEvidence, planned: int, exhausted: bool, policy: SequentialPolicy) -> _Track:
     units, items = sequence_units(paired_differences(evidence.base, evidence.ckpt), evidence.clusters)
-    reached = np.flatnonzero(np.cumsum(items) >= policy.smoke_items)
+    scored = np.cumsum(items)
+    reached = np.flatnonzero(scored >= policy.decides_from(planned))
     return _Track(
         evidence=evidence,
         units=units,
         planned=planned,
         method=policy.method(planned),
         started=reached.size > 0 or exhausted,
+        past_smoke=bool(scored[-1] >= policy.smoke_items) or exhausted,
         start=int(reached[0]) + 1 if reached.size else units.size,
         exhausted=exhausted,
     )
 
 
-def _task_decision(
-    track: _Track, policy: SequentialPolicy, tasks: int, finding: SmokeFinding | None
-) -> TaskLook:
+def _task_decision(track: _Track, policy: SequentialPolicy, tasks: int, finding: SmokeFinding | None) -> TaskLook:
     evidence = track.evidence
     margin = evidence.budget / 100.0
     fail_alpha = policy.task_fail_alpha(tasks)
-    upper_cs = ConfidenceSequence(track.method, "upper", fail_alpha, track.planned, track.start)
-    lower_cs = ConfidenceSequence(track.method, "lower", policy.alpha_pass, track.planned, track.start)
+    upper_cs, lower_cs = policy.task_sequences(tasks, evidence.budget, track.planned, track.start)
     p_fail = upper_cs.p_value(track.units, -margin)
     if finding is not None:
         reason: StopReason | None = finding.reason
@@ -347,6 +388,7 @@ def _task_decision(
         reason, outcome = (StopReason.EXHAUSTED if track.exhausted else None), Outcome.WARN
     r = track.planning_discordance(policy.planning_discordance)
     d = paired_differences(evidence.base, evidence.ckpt)
+    binary = is_binary(evidence.base) and is_binary(evidence.ckpt)
     decision = TaskDecision(
         name=evidence.name,
         n=track.units.size,
@@ -359,11 +401,13 @@ def _task_decision(
         p_fail_adjusted=min(1.0, p_fail * policy.alpha_fail / fail_alpha),
         budget=evidence.budget,
         discordance=float(np.mean(d != 0.0)),
-        detectable=sequence_detectable(track.planned, r, fail_alpha, policy.fail_power, evidence.budget, track.method),
+        detectable=sequence_detectable(
+            track.planned, r, fail_alpha, policy.fail_power, evidence.budget, track.method, binary
+        ),
         method=("cluster-" if evidence.clusters is not None else "") + track.method,
         outcome=outcome,
         n_items=d.size,
-        certifiable=sequence_certifiable(track.planned, r, policy.alpha_pass, policy.pass_power, track.method),
+        certifiable=sequence_certifiable(track.planned, r, policy.alpha_pass, policy.pass_power, track.method, binary),
     )
     return TaskLook(decision, pending=reason is None, reason=reason, detail=finding.detail if finding else "")
 
@@ -387,7 +431,7 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
     fail_alpha = policy.alpha_fail / policy.family(len(tracks))
     p_fail = float(mixture_p_value((-margin - estimate) / se, fraction, fail_alpha))
     p_pass = float(mixture_p_value((estimate + margin) / se, fraction, policy.alpha_pass))
-    started = all(t.started for t in tracks)
+    started = all(t.past_smoke for t in tracks)
     exhausted = all(t.exhausted for t in tracks)
     if started and p_fail < fail_alpha:
         reason: StopReason | None = StopReason.FAIL
@@ -437,8 +481,8 @@ def look(
     task's planned units (items, or clusters for a clustered task: TaskPlan.planned), at which its sequence is
     tuned and which must not change between looks; exhausted says whether a task's pool has no items left;
     answers optionally gives generation tasks' answers, aligned with their scores, for the smoke stage's
-    format-collapse check (smoke_check on the first smoke_items items, at every look). Before a task has
-    smoke_items items (and while its pool lasts) only the smoke stage can decide it. Stateless: the same
+    format-collapse check (smoke_check on the first smoke_items items, at every look). With the normal mixture,
+    only the smoke stage can decide a task before it has smoke_items items (while its pool lasts). Stateless: the same
     evidence gives the same verdict. ValueError on no tasks, clashing names, or a task missing from planned or
     exhausted.
     """
@@ -462,9 +506,7 @@ def look(
         for track in tracks
     ]
     composite = (
-        _composite_decision(tracks, policy, policy.composite_budget)
-        if policy.composite_budget is not None
-        else None
+        _composite_decision(tracks, policy, policy.composite_budget) if policy.composite_budget is not None else None
     )
     members = looks + ([composite] if composite is not None else [])
     keep: tuple[str, ...] = ()
@@ -538,12 +580,14 @@ def plan(
     caps: Mapping[str, int],
     policy: SequentialPolicy,
     pilot: Sequence[TaskEvidence] = (),
+    continuous: Collection[str] = (),
 ) -> list[TaskPlan]:
     """Per task: units needed, the fixed-n equivalent, what to plan, and what the plan can detect and certify.
 
     budgets and caps (the units each pool holds) are keyed by task name; pilot optionally gives items already
     scored on both models (the smoke stage), whose discordance replaces policy.planning_discordance for tasks
     with at least 100 units. The FAIL level is the task's share of alpha_fail in a gate of all these tasks.
+    continuous names the tasks whose per-item scores are not 0/1 (their r is E[d^2]), planned as such.
     """
     missing = sorted(set(budgets) - set(caps))
     if missing:
@@ -555,11 +599,12 @@ def plan(
         if not 0.0 < budget < 100.0 or caps[name] < 1:
             raise ValueError(f"task {name}: budget must be in (0, 100) points and the cap at least 1 unit")
         r, measured = _pilot_discordance(pilots.get(name), policy.planning_discordance)
+        binary = name not in continuous
 
-        def needed_units(method: SequenceMethod, r: float = r, budget: float = budget) -> int:
+        def needed_units(method: SequenceMethod, r: float = r, budget: float = budget, binary: bool = binary) -> int:
             return max(
-                sequence_pass_units(budget, r, policy.alpha_pass, policy.pass_power, method),
-                sequence_required_units(budget, r, fail_alpha, policy.fail_power, method),
+                sequence_pass_units(budget, r, policy.alpha_pass, policy.pass_power, method, binary),
+                sequence_required_units(budget, r, fail_alpha, policy.fail_power, method, binary),
             )
 
         mixture_planned = min(caps[name], max(needed_units("normal-mixture"), policy.smoke_items))
@@ -580,8 +625,8 @@ def plan(
                 ),
                 cap=caps[name],
                 planned=planned,
-                detectable=sequence_detectable(planned, r, fail_alpha, policy.fail_power, budget, method),
-                certifiable=sequence_certifiable(planned, r, policy.alpha_pass, policy.pass_power, method),
+                detectable=sequence_detectable(planned, r, fail_alpha, policy.fail_power, budget, method, binary),
+                certifiable=sequence_certifiable(planned, r, policy.alpha_pass, policy.pass_power, method, binary),
             )
         )
     return rows

@@ -67,9 +67,7 @@ def _tango_null_variance(
     return variance
 
 
-def tango_statistic(
-    n_up: ArrayLike, n_down: ArrayLike, n: ArrayLike, delta0: ArrayLike
-) -> NDArray[np.float64]:
+def tango_statistic(n_up: ArrayLike, n_down: ArrayLike, n: ArrayLike, delta0: ArrayLike) -> NDArray[np.float64]:
     """Tango's (1998) score statistic for H0: Delta = delta0 on paired 0/1 scores; vectorised, n >= 1.
 
     n_up counts items only the checkpoint gets right (d = +1), n_down items only the base gets right (d = -1).
@@ -78,9 +76,7 @@ def tango_statistic(
     about N(0, 1) on the boundary and decreases in delta0; where its variance vanishes (all d equal and
     delta0 on the estimate, or delta0 = +-1) it is +-inf, or 0 when the numerator is 0 as well.
     """
-    up, down, total, delta = np.broadcast_arrays(
-        *(np.asarray(x, dtype=np.float64) for x in (n_up, n_down, n, delta0))
-    )
+    up, down, total, delta = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (n_up, n_down, n, delta0)))
     variance = _tango_null_variance(up, down, total, delta)
     numerator = up - down - total * delta
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -283,16 +279,22 @@ def detectable_regression(n: int, discordance: float, alpha: float, power: float
 # Both sequences are one-sided and cover the mean at every number of units simultaneously with probability at
 # least 1 - alpha, so they may be looked at after every batch; fixed-n bounds may not.
 
-SequenceMethod = Literal["normal-mixture", "betting"]
+SequenceMethod = Literal["design-betting", "normal-mixture", "betting"]
+SEQUENCE_METHODS: tuple[SequenceMethod, ...] = ("design-betting", "normal-mixture", "betting")
 
-# The betting sequence caps each bet at this fraction of the most the capital can stake without risking ruin
+# The betting sequences cap each bet at this fraction of the most the capital can stake without risking ruin
 # (Waudby-Smith & Ramdas 2023 suggest 1/2 or 3/4).
 _BET_CAP = 0.5
+# The design bettor's running second moment starts from this many pseudo-units at the planning discordance;
+# its bets stop at this fraction of the stake that could ruin it (a run of identical scores is no certainty).
+_PRIOR_UNITS = 20.0
+_DESIGN_BET_CAP = 0.8
+# Its running mean starts from this many pseudo-units at the design alternative: enough that noise around the
+# design case barely moves the aim, few enough that a drop far beyond it is bet on (and bounded) as such.
+_AIM_PRIOR_UNITS = 300.0
 
 
-def sequence_units(
-    diffs: ArrayLike, clusters: ArrayLike | None = None
-) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+def sequence_units(diffs: ArrayLike, clusters: ArrayLike | None = None) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
     """The units a confidence sequence runs on, in the order first scored, and the items in each unit.
 
     Without clusters every item is a unit. With clusters a unit is a cluster's mean difference over the items
@@ -441,14 +443,89 @@ def _betting_log_capital(
     return log_capital
 
 
+def ternary_kelly_bet(aim: ArrayLike, second_moment: ArrayLike, null_mean: float, most: float) -> NDArray[np.float64]:
+    """The growth-optimal bet against a mean of null_mean when units take -1, 0, 1 with mean `aim` (> null_mean)
+    and mean square `second_moment` (clipped into [|aim|, 1]), at most `most`.
+
+    Maximises p log(1 + l(1 - m)) + o log(1 - l m) + q log(1 - l(1 + m)); the first-order condition times the
+    three factors is the quadratic c2 l^2 + c1 l + c0 with c0 = aim - m > 0 and c2 = -m (1 - m)(-1 - m), whose
+    smallest positive root is the bet (computed as 2 c0 / (-c1 + sqrt(c1^2 - 4 c2 c0)), stable for c2 -> 0);
+    with no such root the growth rises all the way and the bet is `most`.
+    """
+    a = np.asarray(aim, dtype=np.float64)
+    s2 = np.clip(np.asarray(second_moment, dtype=np.float64), np.abs(a), 1.0)
+    m = null_mean
+    up, down, tie = (s2 + a) / 2.0, (s2 - a) / 2.0, 1.0 - s2
+    u_up, u_tie, u_down = 1.0 - m, -m, -1.0 - m
+    c0 = a - m
+    c1 = up * u_up * (u_tie + u_down) + tie * u_tie * (u_up + u_down) + down * u_down * (u_up + u_tie)
+    c2 = u_tie * u_up * u_down
+    discriminant = c1 * c1 - 4.0 * c2 * c0
+    denominator = -c1 + np.sqrt(np.maximum(discriminant, 0.0))
+    has_root = (discriminant >= 0.0) & (denominator > 0.0)
+    root = 2.0 * c0 / np.where(has_root, denominator, 1.0)
+    bets: NDArray[np.float64] = np.clip(np.where(has_root, root, most), 0.0, most)
+    return bets
+
+
+def design_bets(
+    units: NDArray[np.float64], delta0: float, side: Side, gap: float, prior_discordance: float
+) -> NDArray[np.float64]:
+    """The design bettor's predictable bets against H0 on `side` (see design_log_capital), one per unit.
+
+    In the bettor's orientation x = +-d must have a mean above m = +-delta0. It aims at the design
+    alternative m + gap, or farther when the running mean of the units before this one (started from
+    _AIM_PRIOR_UNITS pseudo-units at the design alternative) lies farther. The bet is the growth-optimal one
+    (ternary_kelly_bet) for units of -1, 0, 1 with that mean and with s2, the running mean of x^2 over the units
+    before this one (the discordance rate, for paired 0/1 scores), started from _PRIOR_UNITS pseudo-units at
+    prior_discordance; other units in [-1, 1] are bet on as if they were ternary with the same two moments. At
+    most _DESIGN_BET_CAP / (1 + m), which keeps every factor 1 + bet (x - m) at least 1 - _DESIGN_BET_CAP.
+    """
+    sign = 1.0 if side == "lower" else -1.0
+    m, x = sign * delta0, sign * units
+    t = np.arange(x.shape[-1], dtype=np.float64)
+
+    def before(values: NDArray[np.float64]) -> NDArray[np.float64]:
+        sums = np.cumsum(values, axis=-1)
+        return np.concatenate([np.zeros((*values.shape[:-1], 1)), sums[..., :-1]], axis=-1)
+
+    design = m + gap
+    aim = np.maximum(design, (_AIM_PRIOR_UNITS * design + before(x)) / (_AIM_PRIOR_UNITS + t))
+    second_moment = (_PRIOR_UNITS * prior_discordance + before(x**2)) / (_PRIOR_UNITS + t)
+    return ternary_kelly_bet(aim, second_moment, m, _DESIGN_BET_CAP / (1.0 + m))
+
+
+def design_log_capital(
+    units: NDArray[np.float64], delta0: float, side: Side, gap: float, prior_discordance: float
+) -> NDArray[np.float64]:
+    """Log capital after each prefix of a bettor against H0 on `side`, aiming at the design alternative.
+
+    side "lower" bets against H0: mean <= delta0 and aims at delta0 + gap (PASS: the null is -B and the design
+    checkpoint Delta = 0, so gap = B); "upper" against H0: mean >= delta0, aiming at delta0 - gap (FAIL: the
+    design regression -2B), or beyond it when the data show more. Under H0 every factor has expectation at
+    most 1 whatever the bets, as they are predictable and bounded, so the capital is a nonnegative
+    supermartingale and, by Ville's inequality, reaches 1/alpha with probability at most alpha: valid at every
+    n, with no variance assumption. Aiming at the design alternative instead of mixing over all alternatives
+    is what makes it decide the design cases early: its growth there is Wald's SPRT's, with the nuisance
+    discordance learnt on the way. The price: a truth between the null and about half-way to the design
+    alternative grows its capital slowly or not at all, so such small effects end undecided (WARN).
+    """
+    sign = 1.0 if side == "lower" else -1.0
+    bets = design_bets(units, delta0, side, gap, prior_discordance)
+    log_capital: NDArray[np.float64] = np.cumsum(np.log1p(bets * (sign * (units - delta0))), axis=-1)
+    return log_capital
+
+
 @dataclass(frozen=True)
 class ConfidenceSequence:
     """A one-sided anytime-valid confidence sequence for the mean of units in [-1, 1], tuned for `planned` units.
 
-    method "normal-mixture": Howard et al.'s (2021) one-sided normal-mixture boundary, rho tuned at the planned
-    units, on the mean standardised by a plug-in variance estimated under the null (see _null_z): valid as the
-    units grow, like Waudby-Smith et al.'s (2021) asymptotic sequences. "betting": Waudby-Smith & Ramdas's
-    (2023) predictable plug-in betting capital, valid at every n for bounded units; for small tasks.
+    method "design-betting" (the gate's default): a bettor aiming at the design alternative `gap` beyond each
+    null value (see design_log_capital), valid at every n; `gap` is required and `prior_discordance` starts
+    its variance estimate. "normal-mixture": Howard et al.'s (2021) one-sided normal-mixture boundary, rho
+    tuned at the planned units, on the mean standardised by a plug-in variance estimated under the null (see
+    _null_z): valid as the units grow, like Waudby-Smith et al.'s (2021) asymptotic sequences. "betting":
+    Waudby-Smith & Ramdas's (2023) predictable plug-in betting capital, valid at every n for bounded units.
 
     side "lower" bounds the mean from below at level alpha, "upper" from above. The bound after t units is the
     intersection of the bounds after every prefix of at least `start` units: coverage is simultaneous, so the
@@ -460,13 +537,19 @@ class ConfidenceSequence:
     alpha: float
     planned: int
     start: int = 1
+    gap: float | None = None
+    prior_discordance: float = 0.1
 
     def __post_init__(self) -> None:
         _check_open_unit("alpha", self.alpha, 0.5)
         if self.planned < 1 or self.start < 1:
             raise ValueError("planned and start must be at least 1 unit")
-        if self.method not in ("normal-mixture", "betting"):
-            raise ValueError(f"method must be 'normal-mixture' or 'betting', got {self.method!r}")
+        if self.method not in SEQUENCE_METHODS:
+            raise ValueError(f"method must be one of {', '.join(SEQUENCE_METHODS)}, got {self.method!r}")
+        if self.method == "design-betting" and not (self.gap is not None and 0.0 < self.gap < 1.0):
+            raise ValueError(f"design-betting needs the design gap in (0, 1), got {self.gap!r}")
+        if not 0.0 <= self.prior_discordance <= 1.0:
+            raise ValueError(f"prior_discordance must be in [0, 1], got {self.prior_discordance!r}")
 
     def p_values(self, units: ArrayLike, delta0: float) -> NDArray[np.float64]:
         """Anytime p-value of H0 on `side` after each prefix (1 before `start`); the last axis counts units.
@@ -483,6 +566,9 @@ class ConfidenceSequence:
             z = _null_z(u, delta0)
             fraction = np.arange(1, u.shape[-1] + 1) / self.planned
             log_p = _mixture_log_p(-z if self.side == "upper" else z, fraction, self.alpha)
+        elif self.method == "design-betting":
+            assert self.gap is not None  # checked in __post_init__
+            log_p = -design_log_capital(u, delta0, self.side, self.gap, self.prior_discordance)
         else:
             log_p = -_betting_log_capital(u, delta0, self.side, self.alpha, self.planned)
         log_p[..., : self.start - 1] = 0.0
@@ -513,42 +599,110 @@ class ConfidenceSequence:
         return float(optimize.brentq(excess, -1.0 + _EDGE, 1.0 - _EDGE, xtol=1e-10))
 
 
+def _design_log_factor_moments(
+    gap: float, null_mean: float, truth_mean: float, discordance: float, binary: bool
+) -> tuple[float, float]:
+    """Mean and variance of the design bettor's log factor per unit, once its estimates have settled.
+
+    Oriented as design_bets: it bets on a mean above null_mean, aiming at null_mean + gap. Binary: paired 0/1
+    scores, whose oriented difference has mean truth_mean and discordance max(discordance, |truth_mean|).
+    Otherwise (scores in [0, 1], or cluster means) the difference has mean truth_mean and variance
+    `discordance`, modelled as truth_mean +- its standard deviation with equal chances.
+    """
+    most = _DESIGN_BET_CAP / (1.0 + null_mean)
+    if binary:
+        r = max(discordance, abs(truth_mean))
+        bet = float(ternary_kelly_bet(null_mean + gap, r, null_mean, most))
+        outcomes = np.array([1.0, 0.0, -1.0])
+        chances = np.array([(r + truth_mean) / 2.0, 1.0 - r, (r - truth_mean) / 2.0])
+    else:
+        bet = float(ternary_kelly_bet(null_mean + gap, discordance + (null_mean + gap) ** 2, null_mean, most))
+        spread = math.sqrt(discordance)
+        outcomes = np.clip(np.array([truth_mean + spread, truth_mean - spread]), -1.0, 1.0)
+        chances = np.array([0.5, 0.5])
+    logs = np.log1p(bet * (outcomes - null_mean))
+    mean = float(chances @ logs)
+    return mean, max(0.0, float(chances @ logs**2) - mean**2)
+
+
+def _design_units(
+    gap: float, null_mean: float, truth_mean: float, discordance: float, alpha: float, power: float, binary: bool
+) -> float:
+    """Units (unrounded) by which the design bettor's capital reaches 1/alpha with `power`, inf if it does not grow.
+
+    Its log capital after n units is about normal with mean n g and variance n V (the factor's moments): the
+    smallest n with n g - z_power sqrt(n V) >= log(1/alpha), solved as a quadratic in sqrt(n). Conservative
+    for the gate: earlier looks at the running maximum only add chances to decide.
+    """
+    _check_open_unit("alpha", alpha, 0.5)
+    _check_open_unit("power", power)
+    growth, variance = _design_log_factor_moments(gap, null_mean, truth_mean, discordance, binary)
+    if growth <= 0.0:
+        return math.inf
+    z, target = float(stats.norm.ppf(power)), math.log(1.0 / alpha)
+    root = (z * math.sqrt(variance) + math.sqrt(z * z * variance + 4.0 * growth * target)) / (2.0 * growth)
+    return root * root
+
+
+def _check_plan_inputs(budget_points: float, discordance: float) -> None:
+    if not 0.0 < budget_points < 100.0 or not 0.0 <= discordance <= 1.0:
+        raise ValueError("budget_points must be in (0, 100) and discordance in [0, 1]")
+
+
 def sequence_required_units(
-    budget_points: float, discordance: float, alpha: float, power: float, method: SequenceMethod
+    budget_points: float, discordance: float, alpha: float, power: float, method: SequenceMethod, binary: bool = True
 ) -> int:
     """Units for a sequence tuned at them to FAIL a checkpoint at Delta = -2B with `power` by its last look.
 
-    n = (h + z_power)^2 r / B^2, h being sequence_critical_value: required_items with z_{1-alpha} replaced by
-    the sequence's critical value. Conservative twice over: below the margin the variances the sequence meets
-    (the truth's, and Tango's restricted one at -B) are at most r, and earlier looks add chances to decide.
+    design-betting: _design_units with the truth at the design regression (for 0/1 scores the discordance is at
+    least 2B there; binary=False plans scores in [0, 1] or cluster means, see _design_log_factor_moments). Otherwise
+    n = (h + z_power)^2 r / B^2, h being sequence_critical_value: required_items with z_{1-alpha} replaced by the
+    sequence's critical value. Conservative twice over: below the margin the variances the sequence meets (the
+    truth's, and Tango's restricted one at -B) are at most r, and earlier looks add chances to decide.
     """
     if budget_points <= 0.0 or discordance < 0.0:
         raise ValueError("budget_points must be positive and discordance non-negative")
     _check_open_unit("power", power)
+    if method == "design-betting":
+        _check_plan_inputs(budget_points, discordance)
+        margin = budget_points / 100.0
+        return max(1, math.ceil(_design_units(margin, margin, 2.0 * margin, discordance, alpha, power, binary)))
     spread = sequence_critical_value(method, alpha) + float(stats.norm.ppf(power))
     return max(1, math.ceil(spread**2 * discordance / (budget_points / 100.0) ** 2))
 
 
+def _sequence_pass_units(
+    budget_points: float, discordance: float, alpha: float, power: float, method: SequenceMethod, binary: bool
+) -> float:
+    if method == "design-betting":
+        _check_plan_inputs(budget_points, discordance)
+        margin = budget_points / 100.0
+        return _design_units(margin, -margin, 0.0, discordance, alpha, power, binary)
+    return _pass_units(sequence_critical_value(method, alpha), budget_points, discordance, power)
+
+
 def sequence_pass_units(
-    budget_points: float, discordance: float, alpha: float, power: float, method: SequenceMethod
+    budget_points: float, discordance: float, alpha: float, power: float, method: SequenceMethod, binary: bool = True
 ) -> int:
     """Units for a sequence tuned at them to PASS a checkpoint at Delta = 0 with `power` by its last look.
 
-    tango_required_items with z_{1-alpha} replaced by the sequence's critical value: the normal mixture
-    standardises paired 0/1 units by Tango's null variance v0, which exceeds r where B is not small against r
-    (r = 0.05, B = 5 points: the first-order plan PASSes 94.5% of benign checkpoints instead of 95%).
+    design-betting: _design_units with the truth at the design checkpoint. Otherwise tango_required_items
+    with z_{1-alpha} replaced by the sequence's critical value: the normal mixture standardises paired 0/1
+    units by Tango's null variance v0, which exceeds r where B is not small against r (r = 0.05, B = 5
+    points: the first-order plan PASSes 94.5% of benign checkpoints instead of 95%).
     """
-    return max(1, math.ceil(_pass_units(sequence_critical_value(method, alpha), budget_points, discordance, power)))
+    return max(1, math.ceil(_sequence_pass_units(budget_points, discordance, alpha, power, method, binary)))
 
 
-def sequence_certifiable(n: int, discordance: float, alpha: float, power: float, method: SequenceMethod) -> float:
+def sequence_certifiable(
+    n: int, discordance: float, alpha: float, power: float, method: SequenceMethod, binary: bool = True
+) -> float:
     """Smallest budget (points) a sequence tuned at n units PASSes with `power` by n when Delta = 0 (at most 100)."""
     if n < 1 or not 0.0 <= discordance <= 1.0:
         raise ValueError("n must be at least 1 and discordance in [0, 1]")
-    critical = sequence_critical_value(method, alpha)
 
     def excess(budget_points: float) -> float:
-        return math.log(_pass_units(critical, budget_points, discordance, power) / n)
+        return math.log(_sequence_pass_units(budget_points, discordance, alpha, power, method, binary) / n)
 
     widest = 100.0 - 1e-6
     if excess(widest) > 0.0:
@@ -557,14 +711,33 @@ def sequence_certifiable(n: int, discordance: float, alpha: float, power: float,
 
 
 def sequence_detectable(
-    n: int, discordance: float, alpha: float, power: float, budget: float, method: SequenceMethod
+    n: int,
+    discordance: float,
+    alpha: float,
+    power: float,
+    budget: float,
+    method: SequenceMethod,
+    binary: bool = True,
 ) -> float:
     """Smallest true drop (points, positive) a sequence tuned at n units FAILs with `power` by n against budget.
 
-    budget + (h + z_power) sqrt(r / n) in points: sequence_required_units solved for the drop (conservative).
+    design-betting: the drop at which _design_units (bets aimed at -2B) falls to n, at most 100 points.
+    Otherwise budget + (h + z_power) 100 sqrt(r / n): sequence_required_units solved for the drop.
     """
     if n < 1 or discordance < 0.0:
         raise ValueError("n must be at least 1 and discordance non-negative")
     _check_open_unit("power", power)
+    if method == "design-betting":
+        _check_plan_inputs(budget, discordance)
+        margin = budget / 100.0
+
+        def excess(drop: float) -> float:
+            return math.log(_design_units(margin, margin, drop, discordance, alpha, power, binary) / n)
+
+        widest = 1.0 - 1e-9
+        if excess(widest) > 0.0:
+            return 100.0
+        # Just beyond the margin the capital barely grows, so the units needed exceed any n there.
+        return 100.0 * float(optimize.brentq(excess, margin * (1.0 + 1e-9), widest, xtol=1e-10))
     spread = sequence_critical_value(method, alpha) + float(stats.norm.ppf(power))
     return budget + spread * 100.0 * math.sqrt(discordance / n)

@@ -63,6 +63,8 @@ class TaskSpec(_Strict):
     max_gen_toks: Annotated[int, Field(ge=1)] | None = None
     # The effective discordance r the item cap was planned with (E[d^2]: the disagreement rate for 0/1 scores).
     discordance: Annotated[float, Field(gt=0, le=1)] | None = None
+    # Whether per-item scores are 0/1 (binary) or anywhere in [0, 1] (continuous): how the plan models a drop.
+    scores: Literal["binary", "continuous"] = "binary"
     data: DataSpec | None = None
     # A generation task's multiple-choice counterpart on the same facts: a drop here while the twin holds is
     # labelled format/alignment, not knowledge (a diagnosis, never the verdict; not part of the fingerprint).
