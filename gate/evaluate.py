@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gate.runner import ItemOutput, ModelScores, PairedTask, pair_scores
-from gate.sequential import Answers, SequentialPolicy, look, plan
+from gate.sequential import Answers, SequentialPolicy, demonstrates_fail, look, plan
 from gate.suites import PreparedTask
 from gate.verdict import Outcome, Policy, TaskDecision, TaskEvidence, decide
 
@@ -103,6 +103,11 @@ def decide_fixed(paired: Sequence[PairedTask], budgets: Mapping[str, float], pol
     )
 
 
+def _generates(task: PreparedTask) -> bool:
+    """Whether the task is scored on generated text (lm-eval's generate_until)."""
+    return task.lm_eval_config.get("output_type") == "generate_until"
+
+
 def _units(task: PreparedTask) -> list[int]:
     """Item counts at which a whole unit (an item, or a cluster of items) ends."""
     if task.clusters is None:
@@ -134,9 +139,22 @@ class _Stream:
             into[task_id].extend(outputs)
         self.templates.update(role_scores.chat_template)
 
+    def score(self, models: ItemScorer, task_id: str, doc_ids: Sequence[int], progress: ProgressHook | None) -> None:
+        """Score both models on more items of one task, in the seeded order."""
+        task, batch = [self.tasks[task_id]], {task_id: doc_ids}
+        self.extend(models.score("base", task, batch, progress), self.base)
+        self.extend(models.score("checkpoint", task, batch, progress), self.ckpt)
+
     def paired(self) -> list[PairedTask]:
         started = [task for task_id, task in self.tasks.items() if self.base[task_id]]
         return pair_scores(started, ModelScores(self.base, self.templates), ModelScores(self.ckpt, self.templates))
+
+    def paired_task(self, task_id: str) -> PairedTask:
+        """One task's paired items so far."""
+        (paired,) = pair_scores(
+            [self.tasks[task_id]], ModelScores(self.base, self.templates), ModelScores(self.ckpt, self.templates)
+        )
+        return paired
 
     def answers(self) -> dict[str, Answers]:
         """Generation tasks' answers for the smoke stage's format-collapse check."""
@@ -145,7 +163,7 @@ class _Stream:
                 base=tuple(o.answer for o in self.base[task_id]), ckpt=tuple(o.answer for o in self.ckpt[task_id])
             )
             for task_id, task in self.tasks.items()
-            if task.lm_eval_config.get("output_type") == "generate_until" and self.base[task_id]
+            if _generates(task) and self.base[task_id]
         }
 
 
@@ -158,8 +176,9 @@ def evaluate_sequential(
 ) -> Evaluation:
     """Stream items in the seeded order, look after every batch, stop each task once decided.
 
-    The first batch is the smoke stage. The gate stops at the first demonstrated FAIL; a task whose items
-    run out undecided ends WARN.
+    A round scores a batch of every undecided task, one task at a time, generation tasks first. The gate stops
+    at the first demonstrated FAIL, even within a round (a task not reached by then is reported on its first
+    unit); a task whose items run out undecided ends WARN.
     """
     units = {task.spec.id: _units(task) for task in tasks}
     continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
@@ -176,13 +195,28 @@ def evaluate_sequential(
             stop = _next_stop(units[task_id], scored, policy.look_step(scored), limit[task_id])
             if stop > scored:
                 batch[task_id] = stream.tasks[task_id].doc_ids[scored:stop]
-        active = [stream.tasks[task_id] for task_id in batch]
-        stream.extend(models.score("base", active, batch, progress), stream.base)
-        stream.extend(models.score("checkpoint", active, batch, progress), stream.ckpt)
+        # Task by task, generation first (where forgetting shows first): a FAIL stops the round at once.
+        for task_id in sorted(batch, key=lambda task_id: not _generates(stream.tasks[task_id])):
+            stream.score(models, task_id, batch[task_id], progress)
+            paired = stream.paired_task(task_id)
+            failed = demonstrates_fail(
+                evidence_of([paired], budgets)[0],
+                policy,
+                len(tasks),
+                planned[task_id],
+                stream.scored(task_id) >= limit[task_id],
+                stream.answers().get(task_id),
+            )
+            if failed:
+                # Every task needs an item to be reported: those not reached yet get their first unit.
+                for other in stream.tasks:
+                    if not stream.scored(other):
+                        stream.score(models, other, stream.tasks[other].doc_ids[: units[other][0]], progress)
+                break
         looks += 1
-        paired = stream.paired()
-        exhausted = {task.task.spec.id: stream.scored(task.task.spec.id) >= limit[task.task.spec.id] for task in paired}
-        verdict = look(evidence_of(paired, budgets), policy, planned, exhausted, stream.answers())
+        paired_tasks = stream.paired()
+        exhausted = {t.task.spec.id: stream.scored(t.task.spec.id) >= limit[t.task.spec.id] for t in paired_tasks}
+        verdict = look(evidence_of(paired_tasks, budgets), policy, planned, exhausted, stream.answers())
         if progress:
             decided = sum(not t.pending for t in verdict.tasks)
             progress(f"look {looks}: {decided}/{len(verdict.tasks)} tasks decided")
@@ -196,7 +230,7 @@ def evaluate_sequential(
     }
     return Evaluation(
         outcome=verdict.outcome,
-        paired=tuple(paired),
+        paired=tuple(paired_tasks),
         decisions={t.decision.name: t.decision for t in verdict.tasks},
         composite=verdict.composite.decision if verdict.composite else None,
         reasons=reasons,
@@ -205,8 +239,12 @@ def evaluate_sequential(
             "mode": "sequential",
             **asdict(policy),
             "power": policy.fail_power,
-            "method": "anytime-valid confidence sequences (normal mixture; betting below "
-            f"{policy.small_task_items} items)",
+            "method": (
+                "anytime-valid tests betting on the design alternatives (PASS at 0, FAIL at -2B)"
+                if policy.sequence == "design-betting"
+                else "anytime-valid confidence sequences (normal mixture; betting below "
+                f"{policy.small_task_items} items)"
+            ),
             "correction": "Bonferroni",
         },
         looks=looks,

@@ -331,7 +331,6 @@ class _Track:
     planned: int
     method: SequenceMethod
     started: bool  # its sequence may decide
-    past_smoke: bool  # its smoke stage is over (the composite, a normal mixture, starts when all are)
     start: int
     exhausted: bool
 
@@ -365,7 +364,6 @@ def _track(evidence: TaskEvidence, planned: int, exhausted: bool, policy: Sequen
         planned=planned,
         method=policy.method(planned),
         started=reached.size > 0 or exhausted,
-        past_smoke=bool(scored[-1] >= policy.smoke_items) or exhausted,
         start=int(reached[0]) + 1 if reached.size else units.size,
         exhausted=exhausted,
     )
@@ -431,7 +429,8 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
     fail_alpha = policy.alpha_fail / policy.family(len(tracks))
     p_fail = float(mixture_p_value((-margin - estimate) / se, fraction, fail_alpha))
     p_pass = float(mixture_p_value((estimate + margin) / se, fraction, policy.alpha_pass))
-    started = all(t.past_smoke for t in tracks)
+    # A normal mixture, valid as units grow: it decides once the tasks together hold a smoke stage's worth.
+    started = sum(t.units.size for t in tracks) >= policy.smoke_items or all(t.exhausted for t in tracks)
     exhausted = all(t.exhausted for t in tracks)
     if started and p_fail < fail_alpha:
         reason: StopReason | None = StopReason.FAIL
@@ -466,6 +465,21 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
         certifiable=100.0 * planned_se * (sequence_critical_value("normal-mixture", policy.alpha_pass) + z_pass),
     )
     return TaskLook(decision, pending=reason is None, reason=reason)
+
+
+def demonstrates_fail(
+    evidence: TaskEvidence,
+    policy: SequentialPolicy,
+    tasks: int,
+    planned: int,
+    exhausted: bool,
+    answers: Answers | None = None,
+) -> bool:
+    """Whether one task's evidence alone FAILs it, in the smoke stage or by its FAIL sequence, in a gate of `tasks`
+    tasks: what `look` would decide for it. Lets the runner stop a round of scoring at its first FAIL."""
+    track = _track(evidence, planned, exhausted, policy)
+    task_look = _task_decision(track, policy, tasks, smoke_check(evidence, policy, tasks, answers))
+    return task_look.reason in _FAILED
 
 
 def look(
