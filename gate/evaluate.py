@@ -196,7 +196,8 @@ def evaluate_sequential(
             if stop > scored:
                 batch[task_id] = stream.tasks[task_id].doc_ids[scored:stop]
         # Task by task, generation first (where forgetting shows first): a FAIL stops the round at once.
-        for task_id in sorted(batch, key=lambda task_id: not _generates(stream.tasks[task_id])):
+        order = sorted(batch, key=lambda task_id: not _generates(stream.tasks[task_id]))
+        for position, task_id in enumerate(order):
             stream.score(models, task_id, batch[task_id], progress)
             paired = stream.paired_task(task_id)
             failed = demonstrates_fail(
@@ -208,6 +209,9 @@ def evaluate_sequential(
                 stream.answers().get(task_id),
             )
             if failed:
+                twin = stream.tasks[task_id].spec.loglik_twin
+                if twin in order[position + 1 :]:  # its diagnosis (format/alignment or knowledge) reads the twin
+                    stream.score(models, twin, batch[twin], progress)
                 # Every task needs an item to be reported: those not reached yet get their first unit.
                 for other in stream.tasks:
                     if not stream.scored(other):
