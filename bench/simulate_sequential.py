@@ -3,7 +3,7 @@
 Every cell draws paired differences item by item, d = +1 with probability (r + delta)/2 and -1 with
 probability (r - delta)/2, so E[d] = delta and P(d != 0) = r, over a pool capped at the planned units of
 gate.sequential.plan (one task, composite off: the FAIL family is that task). The gate looks when the runner
-does (SequentialPolicy.look_step: after 50 items, then adding a quarter of the items so far), until a
+does (SequentialPolicy.look_step: after 25 items, then adding an eighth of the items so far, at least 25), until a
 decision or the cap, with the policy's sequence (the design bettor by default; --sequence normal-mixture).
 
 The looks are replayed vectorised over replications with the package's confidence sequences (their running

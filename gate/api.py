@@ -307,6 +307,7 @@ def baseline(
     progress: Callable[[str], None] | None = None,
 ) -> Baseline:
     """Score the base on every sampled item of the suite into the result cache, so later gate runs reuse them."""
+    distributed.single_process("gate baseline")
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(
         base=base, suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
@@ -494,6 +495,7 @@ def run_shard(
 
     Sharded runs are fixed-n: every sampled item is scored, once, by one of the shards. Shard 1 also measures drift.
     """
+    distributed.single_process("gate run --shard")
     started, clock = _now(), time.monotonic()
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(

@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from typing import TypeVar, cast
 
-from gate.errors import GateError
+from gate.errors import ConfigError, GateError, RunError
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ def prepare(device: str) -> None:
 
 
 def share_from_main(compute: Callable[[], T]) -> T:
-    """compute() on rank 0, and its value, or the GateError it raised, on every process; compute() without a launcher.
+    """compute() on rank 0, and its value, or its error as a GateError, on every process; compute() alone otherwise.
 
     The other ranks must call this at the same point: it is a collective broadcast.
     """
@@ -47,8 +47,20 @@ def share_from_main(compute: Callable[[], T]) -> T:
             payload[0] = compute()
         except GateError as exc:
             payload[0] = exc
+        except Exception as exc:  # every rank must leave the broadcast, with rank 0's error
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            payload[0] = RunError(f"collecting the harness's results failed on rank 0 ({reason})")
     torch.distributed.broadcast_object_list(payload, src=0)
     shared = payload[0]
     if isinstance(shared, GateError):
         raise shared
     return cast(T, shared)
+
+
+def single_process(command: str) -> None:
+    """ConfigError when launched data-parallel: `command` runs in one process."""
+    if world_size() > 1:
+        raise ConfigError(
+            f"{command} runs in one process, but {world_size()} were launched: run it without accelerate launch "
+            "or torchrun (only gate run splits its items across processes)"
+        )

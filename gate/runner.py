@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from gate.backends import Endpoint, VllmOptions, load_served, load_vllm
-from gate.distributed import share_from_main
+from gate.distributed import share_from_main, world_size
 from gate.errors import BadInputError, GateError, RunError
 from gate.models import ResolvedModel
 from gate.suites import PreparedTask, bare_task_manager
@@ -346,6 +346,11 @@ def _evaluate(lm: Any, model: ResolvedModel, **kwargs: Any) -> dict[str, Any] | 
             if not _is_out_of_memory(exc):
                 raise
         size = int(lm.batch_size_per_gpu)  # HFLM's `batch_size` property, read by every request type
+        if world_size() > 1:  # a retry on one process alone would not meet the others in lm-eval's gather
+            raise RunError(
+                f"{model.describe()} ran out of memory at batch size {size} in a data-parallel run: "
+                "launch again with a smaller --batch-size"
+            )
         if size <= 1:
             raise RunError(
                 f"{model.describe()} ran out of memory even at batch size 1 (--batch-size cannot go lower): "

@@ -58,8 +58,8 @@ from gate.verdict import (
 # stage at a fraction of its cost; each later look adds an eighth of the items scored so far, at least
 # MIN_STEP_ITEMS. Anytime-valid bounds allow any schedule: finer looks stop nearer where the evidence first
 # suffices (simulated, adding halves uses about 13% more items than eighths), but each costs a harness call.
-FIRST_LOOK_ITEMS = 50
-MIN_STEP_ITEMS = 50
+FIRST_LOOK_ITEMS = 25
+MIN_STEP_ITEMS = 25
 _LOOK_GROWTH = 8
 
 # The smoke stage runs three checks per task (catastrophic drop, parse failures, one answer for everything),
@@ -310,8 +310,8 @@ class SequentialVerdict:
     """The gate at one look: per-task states, the composite (None when off) and the overall outcome.
 
     outcome is None exactly while pending: nothing has FAILed and a task or the composite is undecided with
-    items left. keep_scoring names the tasks the runner should score another batch of: the pending tasks,
-    and every task with items left while the composite is pending.
+    items left. keep_scoring names the tasks the runner should score another batch of: the pending tasks, or,
+    once every task is decided and the composite is not, every task with items left.
     """
 
     outcome: Outcome | None
@@ -429,8 +429,9 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
     fail_alpha = policy.alpha_fail / policy.family(len(tracks))
     p_fail = float(mixture_p_value((-margin - estimate) / se, fraction, fail_alpha))
     p_pass = float(mixture_p_value((estimate + margin) / se, fraction, policy.alpha_pass))
-    # A normal mixture, valid as units grow: it decides once the tasks together hold a smoke stage's worth.
-    started = sum(t.units.size for t in tracks) >= policy.smoke_items or all(t.exhausted for t in tracks)
+    # A normal mixture with plug-in variances, valid as units grow: it decides once the tasks together hold as
+    # many units as a discordance estimate needs.
+    started = sum(t.units.size for t in tracks) >= MIN_UNITS_TO_ESTIMATE_DISCORDANCE or all(t.exhausted for t in tracks)
     exhausted = all(t.exhausted for t in tracks)
     if started and p_fail < fail_alpha:
         reason: StopReason | None = StopReason.FAIL
@@ -528,12 +529,9 @@ def look(
         outcome: Outcome | None = Outcome.FAIL
     elif any(m.pending for m in members):
         outcome = None
-        composite_pending = composite is not None and composite.pending
-        keep = tuple(
-            t.evidence.name
-            for t, task_look in zip(tracks, looks, strict=True)
-            if task_look.pending or (composite_pending and not t.exhausted)
-        )
+        # Undecided tasks first; once every task is decided, a pending composite needs more of any of them.
+        keep = tuple(t.evidence.name for t, task_look in zip(tracks, looks, strict=True) if task_look.pending)
+        keep = keep or tuple(t.evidence.name for t in tracks if not t.exhausted)
     else:
         outcome = Outcome.PASS if all(m.decision.outcome is Outcome.PASS for m in members) else Outcome.WARN
     return SequentialVerdict(
@@ -621,8 +619,10 @@ def plan(
                 sequence_required_units(budget, r, fail_alpha, policy.fail_power, method, binary),
             )
 
-        mixture_planned = min(caps[name], max(needed_units("normal-mixture"), policy.smoke_items))
-        needed = needed_units(policy.method(mixture_planned))
+        method: SequenceMethod = policy.sequence
+        if method == "normal-mixture":  # which runs plain betting on a task its own plan keeps small
+            method = policy.method(min(caps[name], max(needed_units(method), policy.smoke_items)))
+        needed = needed_units(method)
         planned = min(caps[name], max(needed, policy.smoke_items))
         method = policy.method(planned)
         rows.append(

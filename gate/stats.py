@@ -276,13 +276,13 @@ def detectable_regression(n: int, discordance: float, alpha: float, power: float
 # --- anytime-valid confidence sequences --------------------------------------------------------------------
 #
 # Units are paired differences d in [-1, 1] (or per-cluster mean differences), in the order they were scored.
-# Both sequences are one-sided and cover the mean at every number of units simultaneously with probability at
+# All of them are one-sided and cover the mean at every number of units simultaneously with probability at
 # least 1 - alpha, so they may be looked at after every batch; fixed-n bounds may not.
 
 SequenceMethod = Literal["design-betting", "normal-mixture", "betting"]
 SEQUENCE_METHODS: tuple[SequenceMethod, ...] = ("design-betting", "normal-mixture", "betting")
 
-# The betting sequences cap each bet at this fraction of the most the capital can stake without risking ruin
+# Plain betting caps each bet at this fraction of the most the capital can stake without risking ruin
 # (Waudby-Smith & Ramdas 2023 suggest 1/2 or 3/4).
 _BET_CAP = 0.5
 # The design bettor's running second moment starts from this many pseudo-units at the planning discordance;
@@ -292,6 +292,10 @@ _DESIGN_BET_CAP = 0.8
 # Its running mean starts from this many pseudo-units at the design alternative: enough that noise around the
 # design case barely moves the aim, few enough that a drop far beyond it is bet on (and bounded) as such.
 _AIM_PRIOR_UNITS = 300.0
+# Means of units cannot exceed 1: an aim (or a planned truth) beyond, as 2B is for budgets over 50 points, stops here.
+_HIGHEST_MEAN = 1.0 - 1e-9
+# What the plan reports when no number of units reaches the target (the capital does not grow).
+UNREACHABLE_UNITS = 10**9
 
 
 def sequence_units(diffs: ArrayLike, clusters: ArrayLike | None = None) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
@@ -398,6 +402,8 @@ def sequence_critical_value(method: SequenceMethod, alpha: float) -> float:
     sqrt(2 log(1/alpha)), as a constant bet lambda = sqrt(2 log(1/alpha) / (n sigma^2)) gains
     lambda S - lambda^2 n sigma^2 / 2, which reaches log(1/alpha) once the mean clears that many standard errors.
     """
+    if method == "design-betting":
+        raise ValueError("design-betting has no critical value: its plans come from its log-capital's growth")
     if method == "normal-mixture":
         return float(mixture_radius(1.0, 1.0, alpha))
     _check_open_unit("alpha", alpha, 0.5)
@@ -489,8 +495,9 @@ def design_bets(
         sums = np.cumsum(values, axis=-1)
         return np.concatenate([np.zeros((*values.shape[:-1], 1)), sums[..., :-1]], axis=-1)
 
-    design = m + gap
-    aim = np.maximum(design, (_AIM_PRIOR_UNITS * design + before(x)) / (_AIM_PRIOR_UNITS + t))
+    design = min(m + gap, _HIGHEST_MEAN)
+    running = (_AIM_PRIOR_UNITS * design + before(x)) / (_AIM_PRIOR_UNITS + t)
+    aim = np.minimum(np.maximum(design, running), _HIGHEST_MEAN)
     second_moment = (_PRIOR_UNITS * prior_discordance + before(x**2)) / (_PRIOR_UNITS + t)
     return ternary_kelly_bet(aim, second_moment, m, _DESIGN_BET_CAP / (1.0 + m))
 
@@ -518,14 +525,18 @@ def design_log_capital(
 
 @dataclass(frozen=True)
 class ConfidenceSequence:
-    """A one-sided anytime-valid confidence sequence for the mean of units in [-1, 1], tuned for `planned` units.
+    """A one-sided anytime-valid confidence sequence for the mean of units in [-1, 1].
 
     method "design-betting" (the gate's default): a bettor aiming at the design alternative `gap` beyond each
     null value (see design_log_capital), valid at every n; `gap` is required and `prior_discordance` starts
     its variance estimate. "normal-mixture": Howard et al.'s (2021) one-sided normal-mixture boundary, rho
     tuned at the planned units, on the mean standardised by a plug-in variance estimated under the null (see
     _null_z): valid as the units grow, like Waudby-Smith et al.'s (2021) asymptotic sequences. "betting":
-    Waudby-Smith & Ramdas's (2023) predictable plug-in betting capital, valid at every n for bounded units.
+    Waudby-Smith & Ramdas's (2023) predictable plug-in betting capital, valid at every n for bounded units. The
+    last two are tuned for `planned` units.
+
+    The design bettor's bets move with the null value, so its p-value need not be monotone in it: `bound`
+    reports where it crosses alpha, the decisions read the p-value at the margin itself.
 
     side "lower" bounds the mean from below at level alpha, "upper" from above. The bound after t units is the
     intersection of the bounds after every prefix of at least `start` units: coverage is simultaneous, so the
@@ -568,6 +579,8 @@ class ConfidenceSequence:
             log_p = _mixture_log_p(-z if self.side == "upper" else z, fraction, self.alpha)
         elif self.method == "design-betting":
             assert self.gap is not None  # checked in __post_init__
+            if not -1.0 < delta0 < 1.0:
+                raise ValueError(f"design-betting tests a null value inside (-1, 1), got {delta0!r}")
             log_p = -design_log_capital(u, delta0, self.side, self.gap, self.prior_discordance)
         else:
             log_p = -_betting_log_capital(u, delta0, self.side, self.alpha, self.planned)
@@ -605,18 +618,20 @@ def _design_log_factor_moments(
     """Mean and variance of the design bettor's log factor per unit, once its estimates have settled.
 
     Oriented as design_bets: it bets on a mean above null_mean, aiming at null_mean + gap. Binary: paired 0/1
-    scores, whose oriented difference has mean truth_mean and discordance max(discordance, |truth_mean|).
-    Otherwise (scores in [0, 1], or cluster means) the difference has mean truth_mean and variance
-    `discordance`, modelled as truth_mean +- its standard deviation with equal chances.
+    scores (clustered ones too: their cluster means are planned as if ternary, which overstates their spread),
+    whose oriented difference has mean truth_mean and discordance max(discordance, |truth_mean|). Otherwise
+    (scores in [0, 1]) `discordance` is E[d^2] of an unchanged checkpoint, a spread the difference keeps when its
+    mean moves to truth_mean: truth_mean +- its square root, with equal chances.
     """
     most = _DESIGN_BET_CAP / (1.0 + null_mean)
+    aim, truth_mean = min(null_mean + gap, _HIGHEST_MEAN), min(truth_mean, _HIGHEST_MEAN)
     if binary:
         r = max(discordance, abs(truth_mean))
-        bet = float(ternary_kelly_bet(null_mean + gap, r, null_mean, most))
+        bet = float(ternary_kelly_bet(aim, r, null_mean, most))
         outcomes = np.array([1.0, 0.0, -1.0])
         chances = np.array([(r + truth_mean) / 2.0, 1.0 - r, (r - truth_mean) / 2.0])
     else:
-        bet = float(ternary_kelly_bet(null_mean + gap, discordance + (null_mean + gap) ** 2, null_mean, most))
+        bet = float(ternary_kelly_bet(aim, discordance + aim**2, null_mean, most))
         spread = math.sqrt(discordance)
         outcomes = np.clip(np.array([truth_mean + spread, truth_mean - spread]), -1.0, 1.0)
         chances = np.array([0.5, 0.5])
@@ -644,6 +659,11 @@ def _design_units(
     return root * root
 
 
+def _whole_units(units: float) -> int:
+    """Units rounded up, at least 1; UNREACHABLE_UNITS where none suffice."""
+    return max(1, math.ceil(units)) if units < UNREACHABLE_UNITS else UNREACHABLE_UNITS
+
+
 def _check_plan_inputs(budget_points: float, discordance: float) -> None:
     if not 0.0 < budget_points < 100.0 or not 0.0 <= discordance <= 1.0:
         raise ValueError("budget_points must be in (0, 100) and discordance in [0, 1]")
@@ -666,7 +686,7 @@ def sequence_required_units(
     if method == "design-betting":
         _check_plan_inputs(budget_points, discordance)
         margin = budget_points / 100.0
-        return max(1, math.ceil(_design_units(margin, margin, 2.0 * margin, discordance, alpha, power, binary)))
+        return _whole_units(_design_units(margin, margin, 2.0 * margin, discordance, alpha, power, binary))
     spread = sequence_critical_value(method, alpha) + float(stats.norm.ppf(power))
     return max(1, math.ceil(spread**2 * discordance / (budget_points / 100.0) ** 2))
 
@@ -691,7 +711,7 @@ def sequence_pass_units(
     units by Tango's null variance v0, which exceeds r where B is not small against r (r = 0.05, B = 5
     points: the first-order plan PASSes 94.5% of benign checkpoints instead of 95%).
     """
-    return max(1, math.ceil(_sequence_pass_units(budget_points, discordance, alpha, power, method, binary)))
+    return _whole_units(_sequence_pass_units(budget_points, discordance, alpha, power, method, binary))
 
 
 def sequence_certifiable(

@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import add_tiny_task
 
-from gate.api import run
+from gate.api import baseline, run
 from gate.config import GateConfig
+from gate.errors import ConfigError, GateError
 
 
 def _comparable(result: dict[str, Any]) -> dict[str, Any]:
@@ -65,3 +67,47 @@ def test_two_processes_split_every_call_and_give_the_single_process_result(
     (stdout,) = logs.glob("*/attempt_0/1/stdout.log")
     assert stdout.read_text() == ""  # rank 0 alone reports
     assert abs(shares[0] - shares[1]) <= 0.05 * (shares[0] + shares[1])
+
+
+def _share_on_rank(rank: int, folder: str, port: int, fail: bool) -> None:
+    """One of two gloo processes: rank 0 computes (or fails), both write what share_from_main gave them."""
+    import torch.distributed
+
+    from gate.distributed import share_from_main
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=2)
+
+    def compute() -> dict[str, int]:
+        if fail:
+            raise KeyError("samples")  # as a harness result missing a task would
+        return {"rank that computed": rank}
+
+    try:
+        outcome = f"value {share_from_main(compute)}"
+    except GateError as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    (Path(folder) / f"rank{rank}.txt").write_text(outcome)
+    torch.distributed.destroy_process_group()
+
+
+def test_every_process_gets_rank_zeros_outputs_or_its_error(tmp_path: Path) -> None:
+    """No process is left waiting: rank 0's value, or its error (any exception) as a RunError, reaches both."""
+    import socket
+
+    import torch.multiprocessing
+
+    for fail in (False, True):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        torch.multiprocessing.spawn(_share_on_rank, args=(str(tmp_path), port, fail), nprocs=2, join=True)
+        outcomes = {(tmp_path / f"rank{rank}.txt").read_text() for rank in (0, 1)}
+        expected = "RunError: collecting the harness's results failed on rank 0 ('samples')"
+        assert outcomes == ({expected} if fail else {"value {'rank that computed': 0}"})
+
+
+def test_commands_that_run_in_one_process_refuse_a_launch(monkeypatch: pytest.MonkeyPatch, tiny_model: Path) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="gate baseline runs in one process, but 2 were launched"):
+        baseline(base=str(tiny_model))

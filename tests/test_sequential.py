@@ -36,6 +36,7 @@ from gate.stats import (
     sequence_pass_units,
     sequence_required_units,
     sequence_units,
+    ternary_kelly_bet,
 )
 from gate.verdict import COMPOSITE, Outcome, TaskEvidence
 
@@ -520,3 +521,20 @@ def test_the_pass_plan_carries_tangos_null_variance() -> None:
     assert sequence_pass_units(5.0, 0.05, 0.05, 0.95, "normal-mixture") > 1.2 * first_order
     small_budget = sequence_required_units(0.5, 0.2, 0.05, 0.95, "normal-mixture")
     assert sequence_pass_units(0.5, 0.2, 0.05, 0.95, "normal-mixture") == pytest.approx(small_budget, rel=0.02)
+
+
+def test_the_design_bet_is_the_growth_optimal_one() -> None:
+    """ternary_kelly_bet's root against a fine grid of the expected log growth, over random laws and nulls."""
+    rng = np.random.default_rng(SEED)
+    for _ in range(200):
+        m = rng.uniform(-0.6, 0.6)
+        aim = min(m + rng.uniform(0.005, 0.5), 0.999)
+        second_moment = max(rng.uniform(0.0, 1.0), abs(aim))
+        most = 0.8 / (1.0 + m)
+        up, down = (second_moment + aim) / 2, (second_moment - aim) / 2
+        bets = np.linspace(0.0, most, 20_001)
+        tie = 1 - up - down
+        growth = up * np.log1p(bets * (1 - m)) + tie * np.log1p(-bets * m) + down * np.log1p(-bets * (1 + m))
+        bet = float(ternary_kelly_bet(aim, second_moment, m, most))
+        assert 0.0 <= bet <= most
+        assert abs(bet - bets[np.argmax(growth)]) <= most / 20_000 + 1e-9
