@@ -51,10 +51,8 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     smoke = [t for t in result["tasks"] if t["stop_reason"].startswith("smoke:")]
     assert smoke and all(t["outcome"] == "FAIL" and t["n_items"] <= 200 for t in smoke), "it fails in the smoke stage"
     stopped = [t for t in result["tasks"] if t["stop_reason"].startswith("not decided: the gate stopped")]
-    assert any(t["n_items"] == 1 for t in stopped), "the first round stops at the FAIL: later tasks keep one item"
-    facts = next(t for t in result["tasks"] if t["id"] == "core_facts_gen")
-    if facts["outcome"] == "FAIL":  # its multiple-choice twin was scored before the stop, for the diagnosis
-        assert facts["diagnosis"]["label"] in ("format/alignment", "knowledge")
+    assert stopped and all(t["n_items"] <= 50 for t in stopped), "the gate stops at the FAIL, within its round"
+    assert sum(t["n_items"] for t in result["tasks"]) < 300
     generative = [t["delta"] for t in result["tasks"] if t["chat_template"]]
     assert min(generative) < -20, "format collapse must show in the generation tasks"
     assert any(t["right_to_wrong"] > 0 and t["flipped"] for t in result["tasks"])
