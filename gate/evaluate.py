@@ -145,26 +145,23 @@ class _Stream:
         self.extend(models.score("base", task, batch, progress), self.base)
         self.extend(models.score("checkpoint", task, batch, progress), self.ckpt)
 
-    def paired(self) -> list[PairedTask]:
-        started = [task for task_id, task in self.tasks.items() if self.base[task_id]]
-        return pair_scores(started, ModelScores(self.base, self.templates), ModelScores(self.ckpt, self.templates))
+    def paired(self, task_ids: Sequence[str] | None = None) -> list[PairedTask]:
+        """The paired items so far of the given tasks (default: every task with items)."""
+        ids = [task_id for task_id in self.tasks if self.base[task_id]] if task_ids is None else task_ids
+        tasks = [self.tasks[task_id] for task_id in ids]
+        return pair_scores(tasks, ModelScores(self.base, self.templates), ModelScores(self.ckpt, self.templates))
 
-    def paired_task(self, task_id: str) -> PairedTask:
-        """One task's paired items so far."""
-        (paired,) = pair_scores(
-            [self.tasks[task_id]], ModelScores(self.base, self.templates), ModelScores(self.ckpt, self.templates)
+    def task_answers(self, task_id: str) -> Answers | None:
+        """A generation task's answers for the smoke stage's format-collapse check; None for other tasks."""
+        if not (_generates(self.tasks[task_id]) and self.base[task_id]):
+            return None
+        return Answers(
+            base=tuple(o.answer for o in self.base[task_id]), ckpt=tuple(o.answer for o in self.ckpt[task_id])
         )
-        return paired
 
     def answers(self) -> dict[str, Answers]:
-        """Generation tasks' answers for the smoke stage's format-collapse check."""
-        return {
-            task_id: Answers(
-                base=tuple(o.answer for o in self.base[task_id]), ckpt=tuple(o.answer for o in self.ckpt[task_id])
-            )
-            for task_id, task in self.tasks.items()
-            if _generates(task) and self.base[task_id]
-        }
+        """Every generation task's answers (see task_answers)."""
+        return {task_id: answers for task_id in self.tasks if (answers := self.task_answers(task_id)) is not None}
 
 
 def evaluate_sequential(
@@ -199,14 +196,13 @@ def evaluate_sequential(
         order = sorted(batch, key=lambda task_id: not _generates(stream.tasks[task_id]))
         for position, task_id in enumerate(order):
             stream.score(models, task_id, batch[task_id], progress)
-            paired = stream.paired_task(task_id)
             failed = demonstrates_fail(
-                evidence_of([paired], budgets)[0],
+                evidence_of(stream.paired([task_id]), budgets)[0],
                 policy,
                 len(tasks),
                 planned[task_id],
                 stream.scored(task_id) >= limit[task_id],
-                stream.answers().get(task_id),
+                stream.task_answers(task_id),
             )
             if failed:
                 twin = stream.tasks[task_id].spec.loglik_twin
