@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gate.runner import ItemOutput, ModelScores, PairedTask, pair_scores
-from gate.sequential import Answers, SequentialPolicy, demonstrates_fail, look, plan
+from gate.sequential import Answers, FailOutlook, SequentialPolicy, fail_outlook, look, plan
 from gate.suites import PreparedTask
 from gate.verdict import Outcome, Policy, TaskDecision, TaskEvidence, decide
 
@@ -164,6 +164,25 @@ class _Stream:
         return {task_id: answers for task_id in self.tasks if (answers := self.task_answers(task_id)) is not None}
 
 
+def _fail_outlook(
+    stream: _Stream,
+    task_id: str,
+    budgets: Mapping[str, float],
+    policy: SequentialPolicy,
+    planned: Mapping[str, int],
+    limit: Mapping[str, int],
+) -> FailOutlook:
+    """One task's FAIL side on the items scored so far (see gate.sequential.fail_outlook)."""
+    return fail_outlook(
+        evidence_of(stream.paired([task_id]), budgets)[0],
+        policy,
+        len(stream.tasks),
+        planned[task_id],
+        stream.scored(task_id) >= limit[task_id],
+        stream.task_answers(task_id),
+    )
+
+
 def evaluate_sequential(
     models: ItemScorer,
     tasks: Sequence[PreparedTask],
@@ -173,9 +192,10 @@ def evaluate_sequential(
 ) -> Evaluation:
     """Stream items in the seeded order, look after every batch, stop each task once decided.
 
-    A round scores a batch of every undecided task, one task at a time, generation tasks first. The gate stops
-    at the first demonstrated FAIL, even within a round (a task not reached by then is reported on its first
-    unit); a task whose items run out undecided ends WARN.
+    A round scores a batch of every undecided task, one task at a time, generation tasks first; a task whose
+    FAIL evidence is building is scored again at once. The gate stops at the first demonstrated FAIL, even
+    within a round (a task not reached by then is reported on its first unit); a task whose items run out
+    undecided ends WARN.
     """
     units = {task.spec.id: _units(task) for task in tasks}
     continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
@@ -196,15 +216,15 @@ def evaluate_sequential(
         order = sorted(batch, key=lambda task_id: not _generates(stream.tasks[task_id]))
         for position, task_id in enumerate(order):
             stream.score(models, task_id, batch[task_id], progress)
-            failed = demonstrates_fail(
-                evidence_of(stream.paired([task_id]), budgets)[0],
-                policy,
-                len(tasks),
-                planned[task_id],
-                stream.scored(task_id) >= limit[task_id],
-                stream.task_answers(task_id),
-            )
-            if failed:
+            # A task whose FAIL evidence is building gets its next batch at once: a regressed checkpoint stops
+            # within its first task instead of after a round of every task.
+            while (outlook := _fail_outlook(stream, task_id, budgets, policy, planned, limit)) == "building":
+                scored = stream.scored(task_id)
+                stop = _next_stop(units[task_id], scored, policy.look_step(scored), limit[task_id])
+                if stop == scored:
+                    break
+                stream.score(models, task_id, stream.tasks[task_id].doc_ids[scored:stop], progress)
+            if outlook == "failed":
                 twin = stream.tasks[task_id].spec.loglik_twin
                 if twin in order[position + 1 :]:  # its diagnosis (format/alignment or knowledge) reads the twin
                     stream.score(models, twin, batch[twin], progress)

@@ -12,6 +12,8 @@ batched together, never more tokens per forward than lm-eval's own largest batch
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import logging
 import shutil
@@ -232,6 +234,13 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
             yield indices, (float(scores.sum()), bool(matches.all()))
 
 
+def _return_freed_memory() -> None:
+    """Hand the heap the dequantisation freed back to the OS: glibc keeps it (about 400 MB for the embedded model),
+    and the model loaded next would sit on top of it. A no-op where the C library has no malloc_trim."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path:
     """A folder holding the GGUF model dequantised to float32 safetensors, written on first use.
 
@@ -263,8 +272,9 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path
         if tied:
             state.pop("lm_head.weight", None)
         save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
-        del model
+        del model, state
         gc.collect()
+        _return_freed_memory()
         transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **options).save_pretrained(staging)
         staging.rename(target)
     except OSError:

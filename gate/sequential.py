@@ -23,6 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -468,19 +469,32 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
     return TaskLook(decision, pending=reason is None, reason=reason)
 
 
-def demonstrates_fail(
+FailOutlook = Literal["failed", "building", "quiet"]
+
+# FAIL evidence is "building" when a task's FAIL p-value is below the square root of its level: by Ville's
+# inequality a task at its budget's edge (Delta = -B) gets there with probability at most that root, so a benign
+# checkpoint rarely triggers it, while a regressed one gets there one or two looks before it FAILs.
+_BUILDING_EXPONENT = 0.5
+
+
+def fail_outlook(
     evidence: TaskEvidence,
     policy: SequentialPolicy,
     tasks: int,
     planned: int,
     exhausted: bool,
     answers: Answers | None = None,
-) -> bool:
-    """Whether one task's evidence alone FAILs it, in the smoke stage or by its FAIL sequence, in a gate of `tasks`
-    tasks: what `look` would decide for it. Lets the runner stop a round of scoring at its first FAIL."""
+) -> FailOutlook:
+    """One task's FAIL side on its own evidence, in a gate of `tasks` tasks: "failed" when `look` would FAIL it
+    (smoke stage or FAIL sequence), "building" when its FAIL p-value is below the square root of its level,
+    else "quiet". Lets the runner stop a round at its first FAIL and score a building task's next batch at once;
+    anytime-valid tests allow any such data-driven schedule."""
     track = _track(evidence, planned, exhausted, policy)
     task_look = _task_decision(track, policy, tasks, smoke_check(evidence, policy, tasks, answers))
-    return task_look.reason in _FAILED
+    if task_look.reason in _FAILED:
+        return "failed"
+    building = task_look.pending and task_look.decision.p_fail < policy.task_fail_alpha(tasks) ** _BUILDING_EXPONENT
+    return "building" if building else "quiet"
 
 
 def look(

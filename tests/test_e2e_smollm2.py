@@ -52,7 +52,9 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     assert smoke and all(t["outcome"] == "FAIL" and t["n_items"] <= 200 for t in smoke), "it fails in the smoke stage"
     stopped = [t for t in result["tasks"] if t["stop_reason"].startswith("not decided: the gate stopped")]
     assert stopped and all(t["n_items"] <= 50 for t in stopped), "the gate stops at the FAIL, within its round"
-    assert sum(t["n_items"] for t in result["tasks"]) < 300
+    # Its first task's FAIL evidence builds at the first look, so that task is scored again at once and FAILs
+    # before the round reaches the others: one round, under 150 items in all.
+    assert result["timing"]["looks"] == 1 and sum(t["n_items"] for t in result["tasks"]) < 150
     generative = [t["delta"] for t in result["tasks"] if t["chat_template"]]
     assert min(generative) < -20, "format collapse must show in the generation tasks"
     assert any(t["right_to_wrong"] > 0 and t["flipped"] for t in result["tasks"])

@@ -17,6 +17,7 @@ from gate.sequential import (
     Answers,
     SequentialPolicy,
     StopReason,
+    fail_outlook,
     format_collapse,
     look,
     normalise_answer,
@@ -408,6 +409,26 @@ def test_the_gate_stops_at_the_first_fail_and_waits_while_anything_is_pending() 
     failed = look([task("a", benign[:200]), task("b", dropped[:400])], SequentialPolicy(), planned, exhausted)
     assert failed.outcome is Outcome.FAIL and not failed.pending and failed.keep_scoring == ()
     assert failed.tasks[1].reason is StopReason.FAIL and failed.tasks[0].pending
+
+
+def test_fail_evidence_builds_a_look_before_it_fails_and_rarely_at_the_budget_edge() -> None:
+    """The runner scores a task again at once while its FAIL evidence is "building" (p_fail below the root of its
+    level). A forgetful-sized drop (-60 points, core's facts budget 17, 7 tasks) builds at the first look of 25
+    items and FAILs by 50; at the budget's edge (Delta = -B), Ville's inequality allows building at any of the
+    looks in at most sqrt(level) of the runs, and at Delta = 0 it should not happen at all."""
+    rng, policy, reps, looks = np.random.default_rng(SEED), SequentialPolicy(), 150, (25, 50, 75, 100)
+
+    def outlooks(delta: float, r: float) -> list[list[str]]:
+        rows = draw_differences(rng, reps, looks[-1], delta, r)
+        return [[fail_outlook(task("t", row[:n], 17.0), policy, 7, 60, False) for n in looks] for row in rows]
+
+    forgetful = outlooks(-0.6, 0.62)
+    assert sum(o[0] != "quiet" for o in forgetful) >= 0.8 * reps
+    assert sum(o[1] == "failed" for o in forgetful) >= 0.9 * reps
+    most = stats.binom.ppf(0.999, reps, math.sqrt(policy.task_fail_alpha(7)))
+    edge = outlooks(-0.17, 0.3)
+    assert sum("building" in o for o in edge) <= most and sum("failed" in o for o in edge) <= most
+    assert not any("building" in o or "failed" in o for o in outlooks(0.0, 0.15))
 
 
 def test_warn_when_a_pool_runs_out_undecided_and_pass_when_all_pass() -> None:
