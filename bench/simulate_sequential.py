@@ -3,8 +3,9 @@
 Every cell draws paired differences item by item, d = +1 with probability (r + delta)/2 and -1 with
 probability (r - delta)/2, so E[d] = delta and P(d != 0) = r, over a pool capped at the planned units of
 gate.sequential.plan (one task, composite off: the FAIL family is that task). The gate looks when the runner
-does (SequentialPolicy.look_step: after 25 items, then adding an eighth of the items so far, at least 25), until a
-decision or the cap, with the policy's sequence (the design bettor by default; --sequence normal-mixture).
+does (SequentialPolicy.look_step: after 25 items, then adding an eighth of the items so far, at least 25, or a
+32nd while the FAIL evidence is building), until a decision or the cap, with the policy's sequence (the design
+bettor by default; --sequence normal-mixture).
 
 The looks are replayed vectorised over replications with the package's confidence sequences (their running
 p-values are monotone, so each replication stops at the first look where one crosses its level); the first
@@ -53,6 +54,7 @@ PASS, FAIL, WARN = 0, 1, 2
 class CellResult:
     outcome: np.ndarray  # PASS / FAIL / WARN per replication
     items: np.ndarray  # items scored when the gate stopped
+    previous: np.ndarray  # items at the look before (0 when it stopped at the first)
     peeking_fail: np.ndarray  # the rejected peeking rule FAILed at some look
 
 
@@ -63,7 +65,7 @@ def draw_differences(rng: np.random.Generator, reps: int, n: int, delta: float, 
 
 
 def look_points(policy: SequentialPolicy, cap: int) -> np.ndarray:
-    """Items at each look, as the runner schedules them (policy.look_step), up to the cap."""
+    """Items at each look of the runner's regular schedule (policy.look_step), up to the cap: the peeking looks."""
     points = [min(policy.look_step(0), cap)]
     while points[-1] < cap:
         points.append(min(points[-1] + policy.look_step(points[-1]), cap))
@@ -88,11 +90,15 @@ def peeking_fails(d: np.ndarray, looks: np.ndarray, budget: float, alpha: float)
 
 
 def replay(d: np.ndarray, task: TaskPlan, policy: SequentialPolicy) -> CellResult:
-    """Outcome and items of every replication, vectorised: the decisions look() makes at each look."""
-    cap, margin = task.planned, task.budget / 100
-    looks = look_points(policy, cap)
+    """Outcome and items of every replication, vectorised: the decisions look() makes at each look.
+
+    The looks follow the runner: after policy.look_step(items), or the finer step while the task's FAIL
+    evidence is building (its FAIL p-value below policy.building_level), so each replication has its own.
+    """
+    reps, cap, margin = d.shape[0], task.planned, task.budget / 100
     fail_cs, pass_cs = policy.task_sequences(1, task.budget, cap, min(policy.decides_from(cap), cap))
-    fail = fail_cs.p_values(d, -margin) < fail_cs.alpha
+    fail_p = fail_cs.p_values(d, -margin)
+    fail, building = fail_p < fail_cs.alpha, fail_p < policy.building_level(1)
     passed = pass_cs.p_values(d, -margin) < pass_cs.alpha
     # The smoke stage's catastrophic-drop check, on the first smoke_items items, as of each look.
     smoke_end = min(policy.smoke_items, cap)
@@ -105,11 +111,22 @@ def replay(d: np.ndarray, task: TaskPlan, policy: SequentialPolicy) -> CellResul
     )
     fail[:, :smoke_end] |= smoke
     fail[:, smoke_end:] |= smoke[:, -1:]
-    first_fail, first_pass = first_look(fail, looks), first_look(passed, looks)
-    stop = np.minimum(np.minimum(first_fail, first_pass), looks.size - 1)
-    outcome = np.where(first_fail <= first_pass, FAIL, PASS)
-    outcome = np.where(np.minimum(first_fail, first_pass) == looks.size, WARN, outcome)
-    return CellResult(outcome, looks[stop], peeking_fails(d, looks, task.budget, policy.alpha_fail))
+    rows = np.arange(reps)
+    outcome, items, previous = np.full(reps, WARN), np.zeros(reps, dtype=int), np.zeros(reps, dtype=int)
+    at = np.full(reps, min(policy.look_step(0), cap))
+    active = np.ones(reps, dtype=bool)
+    while active.any():
+        index = at - 1
+        failed, passing = active & fail[rows, index], active & ~fail[rows, index] & passed[rows, index]
+        outcome[failed], outcome[passing] = FAIL, PASS
+        stopped = failed | passing | (active & (at == cap))
+        items[stopped] = at[stopped]
+        active &= ~stopped
+        steps = np.array([policy.look_step(int(n), bool(b)) for n, b in zip(at, building[rows, index], strict=True)])
+        previous = np.where(active, at, previous)
+        at = np.where(active, np.minimum(at + steps, cap), at)
+    peeking = peeking_fails(d, look_points(policy, cap), task.budget, policy.alpha_fail)
+    return CellResult(outcome, items, previous, peeking)
 
 
 def simulate(
@@ -134,11 +151,11 @@ def look_at(row: np.ndarray, n: int, task: TaskPlan, policy: SequentialPolicy) -
 def disagreements(d: np.ndarray, result: CellResult, task: TaskPlan, policy: SequentialPolicy) -> int:
     """Replications whose replayed stop (outcome, items) differs from gate.sequential.look's."""
     names = {PASS: Outcome.PASS, FAIL: Outcome.FAIL, WARN: Outcome.WARN}
-    looks = look_points(policy, task.planned)
     bad = 0
-    for row, outcome, items in zip(d[:AGREEMENT_REPS], result.outcome, result.items, strict=False):
-        earlier = looks[looks < items]
-        still_pending = earlier.size == 0 or look_at(row, int(earlier[-1]), task, policy).pending
+    for row, outcome, items, previous in zip(
+        d[:AGREEMENT_REPS], result.outcome, result.items, result.previous, strict=False
+    ):
+        still_pending = previous == 0 or look_at(row, int(previous), task, policy).pending
         bad += look_at(row, int(items), task, policy).outcome is not names[int(outcome)] or not still_pending
     return bad
 

@@ -157,7 +157,9 @@ def build_result(
         twin = spec.loglik_twin
         if twin is None:
             return None
-        return diagnose(evaluation.decisions[spec.id], evaluation.decisions[twin], normal[twin])
+        return diagnose(
+            evaluation.decisions[spec.id], evaluation.decisions[twin], normal[twin], evaluation.matched.get(spec.id)
+        )
 
     return GateResult(
         verdict=evaluation.outcome.value,

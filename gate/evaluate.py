@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -11,7 +11,7 @@ import numpy as np
 from gate.runner import ItemOutput, ModelScores, PairedTask, pair_scores
 from gate.sequential import Answers, FailOutlook, SequentialPolicy, fail_outlook, look, plan
 from gate.suites import PreparedTask
-from gate.verdict import Outcome, Policy, TaskDecision, TaskEvidence, decide
+from gate.verdict import MatchedItems, Outcome, Policy, TaskDecision, TaskEvidence, decide, demonstrated_drop
 
 ProgressHook = Callable[[str], None]
 
@@ -43,6 +43,7 @@ class Evaluation:
     planned: dict[str, int]
     policy: dict[str, Any]
     looks: int
+    matched: dict[str, MatchedItems] = field(default_factory=dict)  # by generation task, for its diagnosis
 
 
 def evidence_of(paired: Sequence[PairedTask], budgets: Mapping[str, float]) -> list[TaskEvidence]:
@@ -100,7 +101,41 @@ def decide_fixed(paired: Sequence[PairedTask], budgets: Mapping[str, float], pol
         planned={task.task.spec.id: len(task.items) for task in paired},
         policy={"mode": "fixed", **asdict(policy), "correction": "Holm"},
         looks=1,
+        matched=twin_matches(paired, {d.name: d for d in verdict.tasks}),
     )
+
+
+def twin_matches(
+    paired: Sequence[PairedTask],
+    decisions: Mapping[str, TaskDecision],
+    models: ItemScorer | None = None,
+    progress: ProgressHook | None = None,
+) -> dict[str, MatchedItems]:
+    """For each generation task with a demonstrated drop and a twin sharing its match_field, its lost items read
+    on the twin's sampled items about the same facts (see MatchedItems).
+
+    With `models`, the twin's matching items not scored yet (a sequential run stops early) are scored now, for
+    the diagnosis only: they never enter the twin's own evidence. Without, only the scored ones are read.
+    """
+    by_id = {task.task.spec.id: task for task in paired}
+    matches = {}
+    for generation in paired:
+        spec = generation.task.spec
+        twin = by_id.get(spec.loglik_twin or "")
+        if twin is None or not generation.task.match_keys or not demonstrated_drop(decisions[spec.id]):
+            continue
+        fact_of = dict(zip(generation.task.doc_ids, generation.task.match_keys, strict=True))
+        lost = {fact_of[item.doc_id] for item in generation.items if item.base_score == 1.0 and item.ckpt_score == 0.0}
+        wanted = [doc for doc, fact in zip(twin.task.doc_ids, twin.task.match_keys, strict=True) if fact in lost]
+        scored = {item.doc_id: item for item in twin.items}
+        missing = [doc for doc in wanted if doc not in scored]
+        if missing and models is not None:
+            extra = score_pairs(models, [twin.task], {twin.task.spec.id: missing}, progress)[0]
+            scored.update({item.doc_id: item for item in extra.items})
+        base_right = [scored[doc] for doc in wanted if doc in scored and scored[doc].base_score == 1.0]
+        held = sum(item.ckpt_score == 1.0 for item in base_right)
+        matches[spec.id] = MatchedItems(lost=len(lost), matched=len(base_right), held=held)
+    return matches
 
 
 def _generates(task: PreparedTask) -> bool:
@@ -220,7 +255,7 @@ def evaluate_sequential(
             # within its first task instead of after a round of every task.
             while (outlook := _fail_outlook(stream, task_id, budgets, policy, planned, limit)) == "building":
                 scored = stream.scored(task_id)
-                stop = _next_stop(units[task_id], scored, policy.look_step(scored), limit[task_id])
+                stop = _next_stop(units[task_id], scored, policy.look_step(scored, building=True), limit[task_id])
                 if stop == scored:
                     break
                 stream.score(models, task_id, stream.tasks[task_id].doc_ids[scored:stop], progress)
@@ -248,10 +283,11 @@ def evaluate_sequential(
         t.decision.name: (f"{t.reason.value}{': ' + t.detail if t.detail else ''}" if t.reason else STOPPED_BY_GATE)
         for t in verdict.tasks
     }
+    decisions = {t.decision.name: t.decision for t in verdict.tasks}
     return Evaluation(
         outcome=verdict.outcome,
         paired=tuple(paired_tasks),
-        decisions={t.decision.name: t.decision for t in verdict.tasks},
+        decisions=decisions,
         composite=verdict.composite.decision if verdict.composite else None,
         reasons=reasons,
         planned={task_id: limit[task_id] for task_id in limit},
@@ -268,4 +304,5 @@ def evaluate_sequential(
             "correction": "Bonferroni",
         },
         looks=looks,
+        matched=twin_matches(paired_tasks, decisions, models, progress),
     )

@@ -62,6 +62,13 @@ from gate.verdict import (
 FIRST_LOOK_ITEMS = 25
 MIN_STEP_ITEMS = 25
 _LOOK_GROWTH = 8
+# While a task's FAIL evidence is building (see fail_outlook) it is looked at four times as often: the FAIL then
+# comes nearer where its evidence first suffices, which is what a regressed checkpoint's run time is made of.
+_CHASE_GROWTH = 32
+# FAIL evidence is "building" when a task's FAIL p-value is below the square root of its level: by Ville's
+# inequality a task at its budget's edge (Delta = -B) gets there with probability at most that root, so a benign
+# checkpoint rarely triggers it, while a regressed one gets there one or two looks before it FAILs.
+_BUILDING_EXPONENT = 0.5
 
 # The smoke stage runs three checks per task (catastrophic drop, parse failures, one answer for everything),
 # each at a third of the task's smoke level.
@@ -153,11 +160,16 @@ class SequentialPolicy:
             return "design-betting"
         return "betting" if planned_units < self.small_task_items else "normal-mixture"
 
-    def look_step(self, scored: int) -> int:
-        """Items to add to a task that has `scored` items before the next look."""
+    def look_step(self, scored: int, building: bool = False) -> int:
+        """Items to add to a task that has `scored` items before the next look; finer while its FAIL evidence
+        is building."""
         if scored == 0:
             return min(FIRST_LOOK_ITEMS, self.smoke_items)
-        return max(MIN_STEP_ITEMS, scored // _LOOK_GROWTH)
+        return max(MIN_STEP_ITEMS, scored // (_CHASE_GROWTH if building else _LOOK_GROWTH))
+
+    def building_level(self, tasks: int) -> float:
+        """The FAIL p-value below which a task's FAIL evidence is building (the root of its level)."""
+        return math.pow(self.task_fail_alpha(tasks), _BUILDING_EXPONENT)
 
     def decides_from(self, planned_units: int) -> int:
         """Items after which a task's sequence may decide: at once for design-betting, which is valid at every
@@ -471,12 +483,6 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
 
 FailOutlook = Literal["failed", "building", "quiet"]
 
-# FAIL evidence is "building" when a task's FAIL p-value is below the square root of its level: by Ville's
-# inequality a task at its budget's edge (Delta = -B) gets there with probability at most that root, so a benign
-# checkpoint rarely triggers it, while a regressed one gets there one or two looks before it FAILs.
-_BUILDING_EXPONENT = 0.5
-
-
 def fail_outlook(
     evidence: TaskEvidence,
     policy: SequentialPolicy,
@@ -493,7 +499,7 @@ def fail_outlook(
     task_look = _task_decision(track, policy, tasks, smoke_check(evidence, policy, tasks, answers))
     if task_look.reason in _FAILED:
         return "failed"
-    building = task_look.pending and task_look.decision.p_fail < policy.task_fail_alpha(tasks) ** _BUILDING_EXPONENT
+    building = task_look.pending and task_look.decision.p_fail < policy.building_level(tasks)
     return "building" if building else "quiet"
 
 

@@ -69,6 +69,9 @@ class TaskSpec(_Strict):
     # A generation task's multiple-choice counterpart on the same facts: a drop here while the twin holds is
     # labelled format/alignment, not knowledge (a diagnosis, never the verdict; not part of the fingerprint).
     loglik_twin: str | None = None
+    # A document field naming the fact an item asks, set on a task and on its twin: the label then also compares
+    # them item by item, on the same facts (a diagnosis, never the verdict; not part of the fingerprint).
+    match_field: str | None = None
 
 
 class Suite(_Strict):
@@ -103,6 +106,7 @@ class PreparedTask:
     clusters: tuple[str, ...] | None = None
     scoring_key: str = ""
     item_keys: tuple[str, ...] = ()
+    match_keys: tuple[str, ...] = ()  # per sampled item, the fact it asks (spec.match_field), for the diagnosis
 
     @property
     def units(self) -> int:
@@ -168,8 +172,22 @@ def load_suite(name_or_path: str) -> Suite:
     return suite
 
 
+def _match_keys(spec: TaskSpec, docs: Any, doc_ids: tuple[int, ...]) -> tuple[str, ...]:
+    """Each sampled item's spec.match_field value (none without the key); SuiteError when a document lacks it."""
+    if spec.match_field is None:
+        return ()
+    missing = next((doc_id for doc_id in doc_ids if spec.match_field not in docs[doc_id]), None)
+    if missing is not None:
+        raise SuiteError(
+            f"task {spec.id} has match_field '{spec.match_field}', which item {missing} does not have: name a field "
+            "of its documents, or drop the key"
+        )
+    return tuple(str(docs[doc_id][spec.match_field]) for doc_id in doc_ids)
+
+
 def _check_twins(tasks: list[PreparedTask]) -> None:
-    """A loglik_twin pairs a generation task with a multiple-choice one: SuiteError otherwise."""
+    """A loglik_twin pairs a generation task with a multiple-choice one, and a match_field needs one on both of
+    them: SuiteError otherwise."""
     # lm-eval's own default when a config says nothing
     output_type = {task.spec.id: task.lm_eval_config.get("output_type", "generate_until") for task in tasks}
     for task in tasks:
@@ -180,6 +198,21 @@ def _check_twins(tasks: list[PreparedTask]) -> None:
             raise SuiteError(
                 f"task {task.spec.id} ({output_type[task.spec.id]}) names loglik_twin {twin} ({output_type[twin]}): "
                 "a twin pairs a generate_until task with a multiple_choice task on the same facts; fix or drop the key"
+            )
+    fields = {task.spec.id: task.spec.match_field for task in tasks}
+    pairs = {(task.spec.id, task.spec.loglik_twin) for task in tasks if task.spec.loglik_twin}
+    paired = {task_id for pair in pairs for task_id in pair}
+    for task_id, field in fields.items():
+        if field is not None and task_id not in paired:
+            raise SuiteError(
+                f"task {task_id} has match_field but is in no loglik_twin pair: items are matched with a twin's on "
+                "the field both name; pair it, or drop match_field"
+            )
+    for generation, twin in sorted(pairs):
+        if (fields[generation] is None) != (fields[twin] is None):
+            raise SuiteError(
+                f"tasks {generation} and its twin {twin}: only one has match_field; set it on both (the document "
+                "field naming the fact an item asks), or on neither"
             )
 
 
@@ -347,7 +380,9 @@ def _identify_task(task: Any, spec: TaskSpec, doc_ids: tuple[int, ...]) -> _Task
         "spec": spec.model_dump(include={"metric", "filter", "chat_template", "cluster_field"}),
     }
     return _TaskIdentity(
-        fingerprint=_digest({"spec": spec.model_dump(exclude={"loglik_twin"}), "config": config, "items": rendered}),
+        fingerprint=_digest(
+            {"spec": spec.model_dump(exclude={"loglik_twin", "match_field"}), "config": config, "items": rendered}
+        ),
         scoring_key=_digest(scoring),
         # The whole document too: a metric may read fields beyond the prompt (IFEval's instruction ids and kwargs).
         item_keys=tuple(_digest([item, docs[item[0]]]) for item in rendered),
@@ -388,7 +423,7 @@ def prepare_tasks(
         prepared.append(
             PreparedTask(
                 spec, config, doc_ids, len(docs), identity.fingerprint, clusters, identity.scoring_key,
-                identity.item_keys,
+                identity.item_keys, _match_keys(spec, docs, doc_ids),
             )
         )
     _check_twins(prepared)

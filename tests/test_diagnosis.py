@@ -11,9 +11,20 @@ import pytest
 import yaml
 
 from gate.errors import SuiteError
+from gate.evaluate import twin_matches
+from gate.runner import ItemOutput, ItemPair, ModelScores, PairedTask
 from gate.sequential import SequentialPolicy, look
 from gate.suites import load_suite, prepare_tasks, suites_root
-from gate.verdict import FORMAT_ALIGNMENT, KNOWLEDGE, Policy, TaskDecision, TaskEvidence, decide, diagnose
+from gate.verdict import (
+    FORMAT_ALIGNMENT,
+    KNOWLEDGE,
+    MatchedItems,
+    Policy,
+    TaskDecision,
+    TaskEvidence,
+    decide,
+    diagnose,
+)
 
 # core's budgets: core_facts_gen 17 points on 60 items, its twin core_facts_mc 9 points on 150 items.
 GEN_BUDGET, MC_BUDGET = 17.0, 9.0
@@ -60,7 +71,7 @@ def test_the_label_follows_the_demonstrated_drops(gen: TaskEvidence, mc: TaskEvi
     assert diagnosis is not None and diagnosis.label == label
     assert gen_decision.upper < 0  # the drop it labels is demonstrated, not just estimated
     assert "gen dropped (Δ -40.0 pts" in diagnosis.detail and "twin mc" in diagnosis.detail
-    assert "task by task" in diagnosis.detail and "not matched item by item" in diagnosis.detail
+    assert "Compared task by task" in diagnosis.detail and "item by item" not in diagnosis.detail
 
 
 def test_an_undemonstrated_drop_or_an_undecided_twin_gets_no_label() -> None:
@@ -85,19 +96,112 @@ def test_a_waived_twin_budget_does_not_pass_for_holding() -> None:
     assert diagnosis is not None and diagnosis.label == KNOWLEDGE
 
 
+# --- item by item, on the same facts -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mc", "matched", "label"),
+    [(MC_HOLDS, MatchedItems(24, 20, 3), KNOWLEDGE), (MC_DROPS, MatchedItems(24, 20, 18), FORMAT_ALIGNMENT)],
+    ids=["twin holds, the lost facts do not", "twin drops, the lost facts hold"],
+)
+def test_the_lost_items_read_on_the_same_facts_decide_the_label(mc: TaskEvidence, matched: MatchedItems,
+                                                                 label: str) -> None:
+    gen_decision, mc_decision = decisions(GEN_DROPS, mc, "fixed")
+    diagnosis = diagnose(gen_decision, mc_decision, MC_BUDGET, matched)
+    assert diagnosis is not None and diagnosis.label == label
+    assert "item by item: of the 24 answers lost, 20 ask a fact" in diagnosis.detail
+    assert f"still answers {matched.held} of those right" in diagnosis.detail
+
+
+@pytest.mark.parametrize("matched", [MatchedItems(24, 6, 0), MatchedItems(24, 20, 10)], ids=["too few", "split"])
+def test_without_a_clear_item_reading_the_tasks_decide(matched: MatchedItems) -> None:
+    gen_decision, mc_decision = decisions(GEN_DROPS, MC_HOLDS, "fixed")
+    diagnosis = diagnose(gen_decision, mc_decision, MC_BUDGET, matched)
+    assert diagnosis is not None and diagnosis.label == FORMAT_ALIGNMENT
+    assert "Compared task by task" in diagnosis.detail and f"{matched.matched} lost answers matched" in diagnosis.detail
+
+
+def test_matched_counts_must_nest() -> None:
+    with pytest.raises(ValueError, match="held <= matched <= lost"):
+        MatchedItems(lost=5, matched=6, held=1)
+
+
+def _paired(task: object, scores: dict[int, tuple[float, float]]) -> PairedTask:
+    items = tuple(ItemPair(doc, b, c, "", "", "", "", None) for doc, (b, c) in scores.items())
+    return PairedTask(task, items, False)  # type: ignore[arg-type]
+
+
+def test_twin_matches_reads_the_lost_facts_on_the_twins_items_and_scores_the_missing_ones() -> None:
+    """The shipped core items: the facts core_facts_gen loses are looked up among core_facts_mc's sampled items
+    by their `fact` field; in a sequential run the ones not scored yet are scored for the diagnosis."""
+    tasks = {t.spec.id: t for t in prepare_tasks(load_suite("core"), seed=1)}
+    gen, mc = tasks["core_facts_gen"], tasks["core_facts_mc"]
+    gen_facts = dict(zip(gen.doc_ids, gen.match_keys, strict=True))
+    mc_doc = dict(zip(mc.match_keys, mc.doc_ids, strict=True))
+    shared = [doc for doc in gen.doc_ids if gen_facts[doc] in mc_doc]
+    assert len(shared) >= 0.5 * len(gen.doc_ids)  # most facts asked in generation are in the twin's sample
+    lost = shared[:12]  # the checkpoint loses 12 answers; their facts as multiple choice: 9 held, 3 lost
+    gen_pairs = _paired(gen, {doc: (1.0, 0.0 if doc in lost else 1.0) for doc in gen.doc_ids})
+    twin_docs = [mc_doc[gen_facts[doc]] for doc in lost]
+    scored_twin = {doc: (1.0, 0.0 if i < 3 else 1.0) for i, doc in enumerate(twin_docs[:6])}  # half scored yet
+    drop = decisions(GEN_DROPS, MC_HOLDS, "fixed")[0]
+    partial = twin_matches([gen_pairs, _paired(mc, scored_twin)], {"core_facts_gen": drop})
+    assert partial == {"core_facts_gen": MatchedItems(lost=12, matched=6, held=3)}
+
+    class Twin:
+        """Scores asked-for twin items: base right, checkpoint right (held)."""
+
+        def __init__(self) -> None:
+            self.asked: list[int] = []
+
+        def score(self, role, tasks, doc_ids, progress=None):  # type: ignore[no-untyped-def]
+            self.asked.extend(doc_ids["core_facts_mc"] if role == "base" else [])
+            outputs = [ItemOutput(d, 1.0, "", "", "", None) for d in doc_ids["core_facts_mc"]]
+            return ModelScores({"core_facts_mc": outputs}, {"core_facts_mc": False})
+
+    scorer = Twin()
+    full = twin_matches([gen_pairs, _paired(mc, scored_twin)], {"core_facts_gen": drop}, scorer)
+    assert sorted(scorer.asked) == sorted(twin_docs[6:])
+    assert full == {"core_facts_gen": MatchedItems(lost=12, matched=12, held=9)}
+    holds = decisions(GEN_HOLDS, MC_HOLDS, "fixed")[0]  # no demonstrated drop: nothing to diagnose
+    assert twin_matches([gen_pairs, _paired(mc, scored_twin)], {"core_facts_gen": holds}, scorer) == {}
+
+
+def test_match_field_is_set_on_both_twins_and_names_a_document_field(tmp_path: Path) -> None:
+    folder = _core_copy(tmp_path, {})
+    spec = yaml.safe_load((folder / "suite.yaml").read_text())
+    for task in spec["tasks"]:
+        if task["id"] == "core_facts_mc":
+            task.pop("match_field")
+    (folder / "suite.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(SuiteError, match="only one has match_field"):
+        prepare_tasks(load_suite(str(folder)), seed=1, max_items=5)
+    for task in spec["tasks"]:
+        if task["id"] in ("core_facts_mc", "core_facts_gen"):
+            task["match_field"] = "nope"
+    (folder / "suite.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(SuiteError, match="match_field 'nope', which item"):
+        prepare_tasks(load_suite(str(folder)), seed=1, max_items=5)
+
+
 # --- the suite-spec key -------------------------------------------------------------------------------------
 
 
 def _core_copy(tmp_path: Path, edit: dict[str, str | None]) -> Path:
-    """The shipped core suite in a temp folder, with `loglik_twin` set (or removed, None) on the named tasks."""
+    """The shipped core suite in a temp folder, with `loglik_twin` set (or removed, None, with the pair's
+    match_field) on the named tasks."""
     folder = tmp_path / "core"
     shutil.copytree(suites_root() / "core", folder)
     spec = yaml.safe_load((folder / "suite.yaml").read_text())
-    for task in spec["tasks"]:
-        if task["id"] in edit:
-            task.pop("loglik_twin", None)
-            if edit[task["id"]] is not None:
-                task["loglik_twin"] = edit[task["id"]]
+    tasks = {task["id"]: task for task in spec["tasks"]}
+    for task_id, twin in edit.items():
+        old_twin = tasks[task_id].pop("loglik_twin", None)
+        if twin is not None:
+            tasks[task_id]["loglik_twin"] = twin
+        else:  # an unpaired task matches items with nobody
+            tasks[task_id].pop("match_field", None)
+            if old_twin:
+                tasks[old_twin].pop("match_field", None)
     (folder / "suite.yaml").write_text(yaml.safe_dump(spec))
     return folder
 

@@ -59,6 +59,9 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     assert min(generative) < -20, "format collapse must show in the generation tasks"
     assert any(t["right_to_wrong"] > 0 and t["flipped"] for t in result["tasks"])
     assert result["drift"]["kl_mean"] > 0.01
+    # It still ranks the right answers first, as multiple choice on the very facts it lost in generation.
+    facts = next(t for t in result["tasks"] if t["id"] == "core_facts_gen")
+    assert facts["diagnosis"]["label"] == "format/alignment" and "item by item" in facts["diagnosis"]["detail"]
     if shutil.which("chromium"):  # the sign-off page, as a person sees it
         png = tmp_path / "report.png"
         text = chromium_render(tmp_path / "out" / "report.html", png)

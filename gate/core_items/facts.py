@@ -205,19 +205,32 @@ def _sample(rng: random.Random, n: int, facts: tuple[Fact, ...]) -> list[Fact]:
 
 
 def facts_mc(rng: random.Random, n: int) -> list[Doc]:
-    """Four-way multiple-choice fact questions."""
+    """Four-way multiple-choice fact questions; `fact` names the fact, shared with facts_gen's item on it."""
     docs = []
     for fact in _sample(rng, n, FACTS):
         choices, answer = shuffled_choices(rng, fact.answer, fact.distractors, 4)
-        docs.append({"subject": fact.subject, "question": fact.question, "choices": choices, "answer": answer})
+        docs.append(
+            {
+                "subject": fact.subject,
+                "fact": fact.question,
+                "question": fact.question,
+                "choices": choices,
+                "answer": answer,
+            }
+        )
     return docs
 
 
 def facts_gen(rng: random.Random, n: int) -> list[Doc]:
-    """Short-answer fact questions, scored by whether the answer appears in the reply."""
+    """Short-answer fact questions, scored by whether the answer appears in the reply; `fact` as in facts_mc."""
     askable = tuple(f for f in FACTS if f.subject in _GEN_SUFFIX)
     return [
-        {"subject": f.subject, "prompt": f"{f.question} {_GEN_SUFFIX[f.subject]}", "answer": f.answer}
+        {
+            "subject": f.subject,
+            "fact": f.question,
+            "prompt": f"{f.question} {_GEN_SUFFIX[f.subject]}",
+            "answer": f.answer,
+        }
         for f in _sample(rng, n, askable)
     ]
 
