@@ -186,8 +186,8 @@ def _match_keys(spec: TaskSpec, docs: Any, doc_ids: tuple[int, ...]) -> tuple[st
 
 
 def _check_twins(tasks: list[PreparedTask]) -> None:
-    """A loglik_twin pairs a generation task with a multiple-choice one, and a match_field needs one on both of
-    them: SuiteError otherwise."""
+    """A loglik_twin pairs a generation task with a multiple-choice one, and a pair sets match_field on both or on
+    neither: SuiteError otherwise. (A match_field outside any pair, as in a subset of a suite, is not used.)"""
     # lm-eval's own default when a config says nothing
     output_type = {task.spec.id: task.lm_eval_config.get("output_type", "generate_until") for task in tasks}
     for task in tasks:
@@ -201,13 +201,6 @@ def _check_twins(tasks: list[PreparedTask]) -> None:
             )
     fields = {task.spec.id: task.spec.match_field for task in tasks}
     pairs = {(task.spec.id, task.spec.loglik_twin) for task in tasks if task.spec.loglik_twin}
-    paired = {task_id for pair in pairs for task_id in pair}
-    for task_id, field in fields.items():
-        if field is not None and task_id not in paired:
-            raise SuiteError(
-                f"task {task_id} has match_field but is in no loglik_twin pair: items are matched with a twin's on "
-                "the field both name; pair it, or drop match_field"
-            )
     for generation, twin in sorted(pairs):
         if (fields[generation] is None) != (fields[twin] is None):
             raise SuiteError(

@@ -170,6 +170,9 @@ def test_twin_matches_reads_the_lost_facts_on_the_twins_items_and_scores_the_mis
 def test_match_field_is_set_on_both_twins_and_names_a_document_field(tmp_path: Path) -> None:
     folder = _core_copy(tmp_path, {})
     spec = yaml.safe_load((folder / "suite.yaml").read_text())
+    subset = {**spec, "tasks": [task for task in spec["tasks"] if task["id"] == "core_facts_mc"]}
+    (folder / "suite.yaml").write_text(yaml.safe_dump(subset))  # the twin alone: its match_field goes unused
+    assert prepare_tasks(load_suite(str(folder)), seed=1, max_items=5)[0].match_keys
     for task in spec["tasks"]:
         if task["id"] == "core_facts_mc":
             task.pop("match_field")
@@ -188,20 +191,15 @@ def test_match_field_is_set_on_both_twins_and_names_a_document_field(tmp_path: P
 
 
 def _core_copy(tmp_path: Path, edit: dict[str, str | None]) -> Path:
-    """The shipped core suite in a temp folder, with `loglik_twin` set (or removed, None, with the pair's
-    match_field) on the named tasks."""
+    """The shipped core suite in a temp folder, with `loglik_twin` set (or removed, None) on the named tasks."""
     folder = tmp_path / "core"
     shutil.copytree(suites_root() / "core", folder)
     spec = yaml.safe_load((folder / "suite.yaml").read_text())
-    tasks = {task["id"]: task for task in spec["tasks"]}
-    for task_id, twin in edit.items():
-        old_twin = tasks[task_id].pop("loglik_twin", None)
-        if twin is not None:
-            tasks[task_id]["loglik_twin"] = twin
-        else:  # an unpaired task matches items with nobody
-            tasks[task_id].pop("match_field", None)
-            if old_twin:
-                tasks[old_twin].pop("match_field", None)
+    for task in spec["tasks"]:
+        if task["id"] in edit:
+            task.pop("loglik_twin", None)
+            if edit[task["id"]] is not None:
+                task["loglik_twin"] = edit[task["id"]]
     (folder / "suite.yaml").write_text(yaml.safe_dump(spec))
     return folder
 
