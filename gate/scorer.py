@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 from safetensors.torch import save_file
@@ -221,13 +222,11 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
                 logits_to_keep=packed.keep.to(self.device),
                 use_cache=False,
             ).logits
-        # log_softmax, read only where scored: log p = logit - logsumexp, and the greedy token is the logits' argmax;
-        # no (positions x vocabulary) table of log-probabilities is written.
-        logits = logits if self.softmax_dtype is None else logits.to(self.softmax_dtype)
-        normaliser, greedy = torch.logsumexp(logits, dim=-1), logits.argmax(dim=-1)
+        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        greedy = logprobs.argmax(dim=-1)
         scored = torch.tensor([row for rows, _ in packed.spans for row in rows], device=self.device)
         targets = torch.tensor([t for _, tokens in packed.spans for t in tokens], device=self.device)
-        picked, hits = logits[scored, targets] - normaliser[scored], greedy[scored] == targets
+        picked, hits = logprobs[scored, targets], greedy[scored] == targets
         sizes = [len(tokens) for _, tokens in packed.spans]
         requests = (indices for context in batch for indices in context.continuations.values())
         per_request = zip(requests, torch.split(picked, sizes), torch.split(hits, sizes), strict=True)
