@@ -483,6 +483,7 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
 
 FailOutlook = Literal["failed", "building", "quiet"]
 
+
 def fail_outlook(
     evidence: TaskEvidence,
     policy: SequentialPolicy,

@@ -190,6 +190,7 @@ def _check_twins(tasks: list[PreparedTask]) -> None:
     neither: SuiteError otherwise. (A match_field outside any pair, as in a subset of a suite, is not used.)"""
     # lm-eval's own default when a config says nothing
     output_type = {task.spec.id: task.lm_eval_config.get("output_type", "generate_until") for task in tasks}
+    match_field = {task.spec.id: task.spec.match_field for task in tasks}
     for task in tasks:
         twin = task.spec.loglik_twin
         if twin is None:
@@ -199,12 +200,9 @@ def _check_twins(tasks: list[PreparedTask]) -> None:
                 f"task {task.spec.id} ({output_type[task.spec.id]}) names loglik_twin {twin} ({output_type[twin]}): "
                 "a twin pairs a generate_until task with a multiple_choice task on the same facts; fix or drop the key"
             )
-    fields = {task.spec.id: task.spec.match_field for task in tasks}
-    pairs = {(task.spec.id, task.spec.loglik_twin) for task in tasks if task.spec.loglik_twin}
-    for generation, twin in sorted(pairs):
-        if (fields[generation] is None) != (fields[twin] is None):
+        if (match_field[task.spec.id] is None) != (match_field[twin] is None):
             raise SuiteError(
-                f"tasks {generation} and its twin {twin}: only one has match_field; set it on both (the document "
+                f"tasks {task.spec.id} and its twin {twin}: only one has match_field; set it on both (the document "
                 "field naming the fact an item asks), or on neither"
             )
 
