@@ -384,7 +384,8 @@ def diagnose(
             f"multiple choice; task by task, {tasks}"
         )
     else:
-        items = "" if matched is None else f" ({matched.matched} lost answers matched on the same facts: too few)"
+        reading = "too few" if matched is not None and matched.matched < MIN_MATCHED_ITEMS else "no clear majority"
+        items = "" if matched is None else f" ({matched.matched} lost answers matched on the same facts: {reading})"
         scope = f"task by task{items}: {tasks}"
     meaning = (
         "the right answers are still ranked first but no longer produced"

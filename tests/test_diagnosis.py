@@ -113,12 +113,17 @@ def test_the_lost_items_read_on_the_same_facts_decide_the_label(mc: TaskEvidence
     assert f"still answers {matched.held} of those right" in diagnosis.detail
 
 
-@pytest.mark.parametrize("matched", [MatchedItems(24, 6, 0), MatchedItems(24, 20, 10)], ids=["too few", "split"])
-def test_without_a_clear_item_reading_the_tasks_decide(matched: MatchedItems) -> None:
+@pytest.mark.parametrize(
+    ("matched", "reading"),
+    [(MatchedItems(24, 6, 0), "too few"), (MatchedItems(24, 20, 10), "no clear majority")],
+    ids=["too few", "split"],
+)
+def test_without_a_clear_item_reading_the_tasks_decide(matched: MatchedItems, reading: str) -> None:
     gen_decision, mc_decision = decisions(GEN_DROPS, MC_HOLDS, "fixed")
     diagnosis = diagnose(gen_decision, mc_decision, MC_BUDGET, matched)
     assert diagnosis is not None and diagnosis.label == FORMAT_ALIGNMENT
-    assert "Compared task by task" in diagnosis.detail and f"{matched.matched} lost answers matched" in diagnosis.detail
+    assert "Compared task by task" in diagnosis.detail
+    assert f"{matched.matched} lost answers matched on the same facts: {reading}" in diagnosis.detail
 
 
 def test_matched_counts_must_nest() -> None:
