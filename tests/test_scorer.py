@@ -13,7 +13,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from gate.models import resolve_model
-from gate.scorer import GateHFLM, dequantised_folder, group_by_context, length_buckets, load_scorer_model
+from gate.scorer import GateHFLM, _greedy, dequantised_folder, group_by_context, length_buckets, load_scorer_model
 
 # A request's log-likelihood may differ from HFLM's by TOLERANCE plus RELATIVE of its size: the packed rows change
 # the attention's float32 rounding by ~1e-5 a token, which adds up over long continuations (PIQA's longest, at a
@@ -159,6 +159,18 @@ def test_requests_beyond_a_sliding_window_fall_back_to_hflm(tiny_model: Path) ->
         hook.remove()
     assert counts["head"] == counts["body"] == 2 * 6  # HFLM's path: two padded rows, logits everywhere
     assert _max_diff(reference._loglikelihood_tokens(requests), actual) < TOLERANCE
+
+
+def test_greedy_flags_settle_ties_as_argmax_does() -> None:
+    generator = torch.Generator().manual_seed(0)
+    logprobs = torch.randint(0, 4, (40, 6), generator=generator).float()  # few values: many tied maxima
+    scored = torch.randint(0, 40, (200,), generator=generator)  # rows repeat, with different targets
+    targets = torch.randint(0, 6, (200,), generator=generator)
+    original = logprobs.clone()
+    hits = _greedy(logprobs, scored, targets)
+    assert hits.tolist() == (original.argmax(dim=-1)[scored] == targets).tolist()
+    assert 0 < int(hits.sum()) < int((original[scored, targets] == original.amax(dim=-1)[scored]).sum())
+    assert torch.equal(logprobs, original)
 
 
 def test_length_buckets_limit_padding_and_tokens() -> None:
