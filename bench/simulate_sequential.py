@@ -11,12 +11,13 @@ The looks are replayed vectorised over replications with the package's confidenc
 p-values are monotone, so each replication stops at the first look where one crosses its level); the first
 replications of every cell are replayed through gate.sequential.look itself and must agree.
 
-"/fixed" divides the average items used by the n of the fixed-n gate meeting the same targets (95% PASS at 0,
-90% FAIL at -2B, alpha_fail = 1%): max(Tango PASS plan, FAIL plan), as in bench/simulate_verdicts.py.
+"/fixed" divides the average items used by the n of the fixed-n gate meeting the plan's targets (PASS at 0 with
+the policy's pass_power, 95%, FAIL at -2B with its fail_power, 97%, alpha_fail = 1%): max(Tango PASS plan, FAIL
+plan), as in bench/simulate_verdicts.py.
 "/matched" divides by the n of the fixed-n gate with the power the sequential gate reached (its PASS rate at
 0 and FAIL rate at -2B), the literal "fixed design of the same power". "Wald" is the floor no sequential test
 can beat: Wald's lower bound on the average items of any test with the nominal error rates (PASS at 0: 5%
-false PASS at -B, 95% power; FAIL at -2B: the task's FAIL level at -B, 90% power), normal approximation,
+false PASS at -B, 95% power; FAIL at -2B: the task's FAIL level at -B, 97% power), normal approximation,
 over the fixed n. A second table repeats the cells on a small pool, and a third searches the smallest cap
 meeting the targets.
 For contrast only, the table also shows the REJECTED peeking rule "FAIL when a fixed-n paired z-test,
@@ -202,7 +203,7 @@ def check_cap(seed: int, reps: int, task: TaskPlan, policy: SequentialPolicy, ca
 
 
 def smallest_cap(seed: int, reps: int, task: TaskPlan, policy: SequentialPolicy) -> CapCheck:
-    """The smallest cap (a multiple of LOOK_EVERY) that PASSes 95% at 0 and FAILs 90% at -2B, by bisection."""
+    """The smallest cap (a multiple of LOOK_EVERY) meeting the plan's powers at 0 and at -2B, by bisection."""
     hi = check_cap(seed, reps, task, policy, LOOK_EVERY * math.ceil(task.planned / LOOK_EVERY))
     lo = 0
     while not hi.meets(policy):
@@ -222,7 +223,7 @@ def wald_floor(task: TaskPlan, delta: float, policy: SequentialPolicy) -> float:
     """Wald's lower bound on the average items of any sequential test meeting the nominal targets at delta.
 
     E[N] >= ((1 - b) log((1 - b) / a) + b log(b / (1 - a))) / KL, with KL = B^2 / (2 r) between the truth and
-    the margin (normal approximation): a, 1 - b = 5%, 95% for PASS at 0; the FAIL level, 90% at -2B. nan
+    the margin (normal approximation): a, 1 - b = 5%, pass_power for PASS at 0; the FAIL level, fail_power at -2B. nan
     elsewhere.
     """
     if delta == 0.0:
@@ -361,7 +362,11 @@ def main() -> None:
     print("peeking = the REJECTED rule: a fixed-n z-test re-checked at every look, for contrast only.")
     summarise(rows)
     if searched:
-        print("\nplanned n: the smallest cap (a multiple of 50) simulated to PASS >= 95% at 0 and FAIL >= 90% at -2B")
+        policy = SequentialPolicy()
+        print(
+            f"\nplanned n: the smallest cap (a multiple of 50) simulated to PASS >= {policy.pass_power:.0%} at 0 and "
+            f"FAIL >= {policy.fail_power:.0%} at -2B"
+        )
         print(
             f"{'B':>3} {'r':>5} | {'fixed n':>7} {'plan()':>7} {'smallest':>8} {'/fixed':>6} | {'PASS@0':>6} "
             f"{'FAIL@-2B':>8} | {'items@0/fixed':>13} {'items@-2B/fixed':>15}"

@@ -363,8 +363,10 @@ def plan_command(config_path: Path | None, suite: str | None, data_dir: Path | N
     """
     _configure_logging(verbose)
     from gate.api import plan
+    from gate.sequential import SequentialPolicy
 
     rows = plan(config_path, suite=suite, data_dir=data_dir)
+    policy = SequentialPolicy()
     click.echo(
         f"{'task':26} {'budget':>6} {'r':>5} {'needed':>7} {'fixed-n':>7} {'cap':>6} {'planned':>7} "
         f"{'detectable':>10} {'certifiable':>11}  method"
@@ -377,8 +379,8 @@ def plan_command(config_path: Path | None, suite: str | None, data_dir: Path | N
         )
     click.echo(
         "r: planning discordance (planning_discordance in gate.yaml); counts are items (clusters where "
-        "clustered); detectable: the drop FAILed with 90% power; certifiable: the smallest budget PASSed "
-        "with 95% power at Δ = 0."
+        f"clustered); detectable: the drop FAILed with {policy.fail_power:.0%} power; certifiable: the smallest "
+        f"budget PASSed with {policy.pass_power:.0%} power at Δ = 0."
     )
 
 

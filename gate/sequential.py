@@ -112,7 +112,9 @@ class SequentialPolicy:
     collapse_share: float = 0.5
     collapse_gap: float = 0.3
     pass_power: float = 0.95
-    fail_power: float = 0.9
+    # statistics.md's reference design FAILs -2B 97% of the time (its targets ask for at least 90%); a sequential
+    # test saves more over the fixed-n design of the same power the higher that power (bench/simulate_sequential.py).
+    fail_power: float = 0.97
     planning_discordance: float = 0.1
     sequence: SequenceMethod = "design-betting"
 
