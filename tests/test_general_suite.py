@@ -66,7 +66,8 @@ def test_every_capability_is_covered_by_zero_shot_mirrored_tasks() -> None:
 
 
 def test_every_budget_is_certifiable_at_its_item_cap() -> None:
-    """`gate plan`'s rule at each task's planning r: the cap PASSes Delta = 0 and FAILs Delta = -2B as planned."""
+    """`gate plan`'s rule at each task's planning r: the cap PASSes Delta = 0 with 95% power and FAILs Delta = -2B
+    with 90%, the floor the caps are sized for (the default plan aims at 97% where a pool allows)."""
     budgets = {spec.id: spec.budget for spec in GENERAL.tasks}
     units = {spec.id: spec.items for spec in GENERAL.tasks}
     (boolq,) = prepare_tasks(GENERAL.model_copy(update={"tasks": [GENERAL.task("boolq")]}), seed=1234,
@@ -75,7 +76,9 @@ def test_every_budget_is_certifiable_at_its_item_cap() -> None:
     variances = []
     for spec in GENERAL.tasks:
         assert spec.discordance is not None
-        policy = SequentialPolicy(planning_discordance=spec.discordance, composite_budget=GENERAL.composite_budget)
+        policy = SequentialPolicy(
+            planning_discordance=spec.discordance, composite_budget=GENERAL.composite_budget, fail_power=0.9
+        )
         continuous = [t.id for t in GENERAL.tasks if t.scores == "continuous"]
         rows = sequential_plan(budgets, units, policy, continuous=continuous)
         row = next(row for row in rows if row.name == spec.id)
