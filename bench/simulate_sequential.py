@@ -13,7 +13,7 @@ replications of every cell are replayed through gate.sequential.look itself and 
 
 "/fixed" divides the average items used by the n of the fixed-n gate meeting the plan's targets (PASS at 0 with
 the policy's pass_power, 95%, FAIL at -2B with its fail_power, 97%, alpha_fail = 1%): max(Tango PASS plan, FAIL
-plan), as in bench/simulate_verdicts.py.
+plan), the formulas of bench/simulate_verdicts.py at these powers.
 "/matched" divides by the n of the fixed-n gate with the power the sequential gate reached (its PASS rate at
 0 and FAIL rate at -2B), the literal "fixed design of the same power". "Wald" is the floor no sequential test
 can beat: Wald's lower bound on the average items of any test with the nominal error rates (PASS at 0: 5%
@@ -357,8 +357,8 @@ def main() -> None:
         f"\nMonte-Carlo standard error: at most {100 * math.sqrt(0.25 / args.reps):.1f} points, "
         f"{100 * math.sqrt(0.01 * 0.99 / args.reps):.2f} at 1%."
     )
-    print("fixed: the fixed-n gate with the nominal targets; matched: the fixed-n gate with the simulated power.")
-    print("Wald: the floor for any sequential test with the nominal error rates, over the fixed n.")
+    print("fixed: the fixed-n gate with the plan's powers; matched: the fixed-n gate with the simulated power.")
+    print("Wald: the floor for any sequential test with the plan's error rates and powers, over the fixed n.")
     print("peeking = the REJECTED rule: a fixed-n z-test re-checked at every look, for contrast only.")
     summarise(rows)
     if searched:

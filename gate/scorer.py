@@ -221,7 +221,7 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
                 logits_to_keep=packed.keep.to(self.device),
                 use_cache=False,
             ).logits
-        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)
+        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)  # outside inference_mode: _greedy writes
         scored = torch.tensor([row for rows, _ in packed.spans for row in rows], device=self.device)
         targets = torch.tensor([t for _, tokens in packed.spans for t in tokens], device=self.device)
         picked, hits = logprobs[scored, targets], _greedy(logprobs, scored, targets)
@@ -237,15 +237,15 @@ def _greedy(logprobs: torch.Tensor, scored: torch.Tensor, targets: torch.Tensor)
 
     Row maxima are a vectorised reduction, several times faster than argmax over the vocabulary on a CPU. A target
     at its row's maximum is the argmax unless another entry ties with it: another target of the same row at the
-    maximum, or an entry the maxima taken again with those targets masked find. Argmax settles the ties.
-    `logprobs` is restored before it returns.
+    maximum, or an entry the maxima taken again with those targets masked find. Argmax settles the ties, and the
+    rows holding a NaN (their maximum). `logprobs` is restored before it returns.
     """
     best = logprobs.amax(dim=-1)
     hits = logprobs[scored, targets] == best[scored]
     rows, columns = torch.unique(torch.stack([scored[hits], targets[hits]]), dim=1)
     shared = torch.bincount(rows, minlength=best.numel()) > 1
     logprobs[rows, columns] = float("-inf")
-    tied = hits & (shared | (logprobs.amax(dim=-1) == best))[scored]
+    tied = (hits & (shared | (logprobs.amax(dim=-1) == best))[scored]) | best.isnan()[scored]
     logprobs[rows, columns] = best[rows]
     hits[tied] = logprobs[scored[tied]].argmax(dim=-1) == targets[tied]
     return hits

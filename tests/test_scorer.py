@@ -164,13 +164,14 @@ def test_requests_beyond_a_sliding_window_fall_back_to_hflm(tiny_model: Path) ->
 def test_greedy_flags_settle_ties_as_argmax_does() -> None:
     generator = torch.Generator().manual_seed(0)
     logprobs = torch.randint(0, 4, (40, 6), generator=generator).float()  # few values: many tied maxima
-    scored = torch.randint(0, 40, (200,), generator=generator)  # rows repeat, with different targets
-    targets = torch.randint(0, 6, (200,), generator=generator)
+    logprobs[0, 2] = logprobs[1, 0] = float("nan")  # argmax reads a NaN as the maximum
+    scored = torch.cat([torch.tensor([0, 0, 1, 1]), torch.randint(0, 40, (200,), generator=generator)])
+    targets = torch.cat([torch.tensor([2, 3, 0, 1]), torch.randint(0, 6, (200,), generator=generator)])
     original = logprobs.clone()
     hits = _greedy(logprobs, scored, targets)
     assert hits.tolist() == (original.argmax(dim=-1)[scored] == targets).tolist()
     assert 0 < int(hits.sum()) < int((original[scored, targets] == original.amax(dim=-1)[scored]).sum())
-    assert torch.equal(logprobs, original)
+    torch.testing.assert_close(logprobs, original, rtol=0, atol=0, equal_nan=True)
 
 
 def test_length_buckets_limit_padding_and_tokens() -> None:
