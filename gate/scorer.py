@@ -44,6 +44,8 @@ FILL = 0.85
 DEQUANTISED_FORMAT = "v2"
 # Attention implementations that take a custom 4D mask the way this scorer builds it.
 MASKABLE = ("sdpa", "eager")
+# Log-probabilities are read this many bytes of logits at a time (32 rows of a 49k vocabulary in float32 stay in cache).
+LOGPROB_CHUNK_BYTES = 8 * 2**20
 
 
 @dataclass
@@ -221,15 +223,33 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
                 logits_to_keep=packed.keep.to(self.device),
                 use_cache=False,
             ).logits
-        logprobs = F.log_softmax(logits, dim=-1, dtype=self.softmax_dtype)  # outside inference_mode: _greedy writes
         scored = torch.tensor([row for rows, _ in packed.spans for row in rows], device=self.device)
         targets = torch.tensor([t for _, tokens in packed.spans for t in tokens], device=self.device)
-        picked, hits = logprobs[scored, targets], _greedy(logprobs, scored, targets)
+        picked, hits = self._read_logprobs(logits, scored, targets)
         sizes = [len(tokens) for _, tokens in packed.spans]
         requests = (indices for context in batch for indices in context.continuations.values())
         per_request = zip(requests, torch.split(picked, sizes), torch.split(hits, sizes), strict=True)
         for indices, scores, matches in per_request:
             yield indices, (float(scores.sum()), bool(matches.all()))
+
+    def _read_logprobs(
+        self, logits: torch.Tensor, scored: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each target's log-probability in its scored row of `logits`, and whether it is the row's argmax.
+
+        The log-softmax runs over a few rows at a time: a table the size of all the batch's logits would be a fresh
+        allocation per batch, and filling its pages cost three times the log-softmax itself on a CPU.
+        """
+        step = max(1, LOGPROB_CHUNK_BYTES // (logits.shape[-1] * logits.element_size()))
+        picked = torch.empty(targets.shape, dtype=self.softmax_dtype or logits.dtype, device=self.device)
+        hits = torch.empty(targets.shape, dtype=torch.bool, device=self.device)
+        for start in range(0, logits.shape[0], step):
+            inside = (scored >= start) & (scored < start + step)
+            rows, columns = scored[inside] - start, targets[inside]
+            # Outside inference_mode: _greedy writes to it.
+            logprobs = F.log_softmax(logits[start : start + step], dim=-1, dtype=self.softmax_dtype)
+            picked[inside], hits[inside] = logprobs[rows, columns], _greedy(logprobs, rows, columns)
+        return picked, hits
 
 
 def _greedy(logprobs: torch.Tensor, scored: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

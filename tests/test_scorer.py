@@ -67,6 +67,17 @@ def test_matches_hflm_on_multiple_choice_requests(tiny_model: Path, batch_size: 
     assert scorer.loglikelihood([]) == []
 
 
+@pytest.mark.parametrize("rows", [1, 3])
+def test_logprobs_read_a_few_rows_at_a_time_match_hflm(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch, rows: int
+) -> None:
+    # Chunk borders then fall inside continuations and after a context's last row, which scores every first token.
+    reference, scorer = _pair(tiny_model, batch_size=16)
+    monkeypatch.setattr("gate.scorer.LOGPROB_CHUNK_BYTES", rows * len(scorer.tokenizer) * 4)
+    requests = _mc_requests()
+    assert _max_diff(reference.loglikelihood(requests), scorer.loglikelihood(requests)) < TOLERANCE
+
+
 def test_greedy_flags_match_on_greedy_and_non_greedy_continuations(tiny_model: Path) -> None:
     reference, scorer = _pair(tiny_model, batch_size=4)
     requests = []
