@@ -226,28 +226,17 @@ def test_lm_eval_tasks_score_the_same_through_simple_evaluate(tiny_model: Path, 
 
 # --- the real embedded model on real benchmark items -------------------------------------------------------------
 
-MIRRORED_TASKS = """\
-name: scorer-equivalence
-version: 1
-description: A few items of each multiple-choice style, from the offline mirror.
-composite_budget: 5
-tasks:
-  - {id: arc_easy, task: arc_easy, capability: knowledge, metric: acc, items: 6, budget: 5, data: {file: arc_easy_test.jsonl, split: test}}
-  - {id: hellaswag, task: hellaswag, capability: commonsense, metric: acc_norm, items: 6, budget: 5, data: {file: hellaswag_validation.jsonl, split: validation}}
-  - {id: piqa, task: piqa, capability: commonsense, metric: acc_norm, items: 6, budget: 5, data: {file: piqa_validation.jsonl, split: validation}}
-  - {id: winogrande, task: winogrande, capability: commonsense, metric: acc, items: 8, budget: 5, data: {file: winogrande_validation.jsonl, split: validation}}
-  - {id: mmlu, task: mmlu_miscellaneous, capability: knowledge, metric: acc, items: 8, budget: 5, data: {file: mmlu_test.jsonl, split: test}}
-"""  # noqa: E501 - one task a line reads like the suites do
-
-
-def _mirrored_requests(tmp_path: Path) -> Iterator[tuple[str, list[Instance]]]:
+def _suite_requests(items: int) -> Iterator[tuple[str, list[Instance]]]:
+    """The loglikelihood requests of a few seeded items of every multiple-choice task of the shipped suites."""
     from gate.suites import bare_task_manager, load_suite, prepare_tasks
 
-    (tmp_path / "suite.yaml").write_text(MIRRORED_TASKS)
-    for prepared in prepare_tasks(load_suite(str(tmp_path)), seed=5, data_dir=SHARED_DATA):
-        task = bare_task_manager().load([prepared.lm_eval_config])["tasks"][prepared.spec.id]
-        task.build_all_requests(samples=list(prepared.doc_ids))
-        yield prepared.spec.id, list(task.instances)
+    for suite, data_dir in (("core", None), ("general", SHARED_DATA)):
+        for prepared in prepare_tasks(load_suite(suite), seed=5, data_dir=data_dir, max_items=items):
+            task = bare_task_manager().load([prepared.lm_eval_config])["tasks"][prepared.spec.id]
+            if task.OUTPUT_TYPE == "generate_until":
+                continue
+            task.build_all_requests(samples=list(prepared.doc_ids))
+            yield prepared.spec.id, list(task.instances)
 
 
 @pytest.fixture()
@@ -261,7 +250,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
-def test_matches_hflm_on_the_embedded_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_matches_hflm_on_every_multiple_choice_task_of_the_suites(capsys: pytest.CaptureFixture[str]) -> None:
     args = resolve_model("smollm2-135m-instruct").hflm_args(
         device="cpu", dtype="float32", batch_size=8, trust_remote_code=False
     )
@@ -272,8 +261,12 @@ def test_matches_hflm_on_the_embedded_model(tmp_path: Path, capsys: pytest.Captu
     written = folder.stat().st_mtime_ns
     assert dequantised_folder(smollm2_folder() / SMOLLM2_GGUF) == folder and folder.stat().st_mtime_ns == written
     diffs = {}
-    for task_id, requests in _mirrored_requests(tmp_path):
+    for task_id, requests in _suite_requests(items=4):
         diffs[task_id] = _max_diff(reference.loglikelihood(requests), scorer.loglikelihood(requests))
     with capsys.disabled():
         print("\nmax |loglik diff| per task:", {k: f"{v:.2e}" for k, v in diffs.items()})
-    assert set(diffs) == {"arc_easy", "hellaswag", "piqa", "winogrande", "mmlu"}
+    assert set(diffs) == {
+        "core_facts_mc", "core_logic_mc", "core_reading_mc",
+        "hellaswag", "arc_easy", "arc_challenge", "piqa", "winogrande", "boolq", "openbookqa",
+        "truthfulqa_mc1", "truthfulqa_mc2", "lambada_openai", "mmlu",
+    }
