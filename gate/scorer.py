@@ -44,7 +44,7 @@ FILL = 0.85
 DEQUANTISED_FORMAT = "v2"
 # Attention implementations that take a custom 4D mask the way this scorer builds it.
 MASKABLE = ("sdpa", "eager")
-# Log-probabilities are read this many bytes of logits at a time (32 rows of a 49k vocabulary in float32 stay in cache).
+# Log-probabilities are read this many bytes of logits at a time (42 rows of a 49k vocabulary in float32).
 LOGPROB_CHUNK_BYTES = 8 * 2**20
 
 
