@@ -232,9 +232,9 @@ def _suite_requests(items: int) -> Iterator[tuple[str, list[Instance]]]:
 
     for suite, data_dir in (("core", None), ("general", SHARED_DATA)):
         for prepared in prepare_tasks(load_suite(suite), seed=5, data_dir=data_dir, max_items=items):
+            if prepared.lm_eval_config.get("output_type", "generate_until") == "generate_until":
+                continue  # generation never reaches the log-likelihood scorer
             task = bare_task_manager().load([prepared.lm_eval_config])["tasks"][prepared.spec.id]
-            if task.OUTPUT_TYPE == "generate_until":
-                continue
             task.build_all_requests(samples=list(prepared.doc_ids))
             yield prepared.spec.id, list(task.instances)
 
