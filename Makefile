@@ -60,6 +60,7 @@ $(VLLM_VENV)/.done:
 lint: $(VENV)/.deps
 	$(VENV)/bin/ruff check gate tests bench examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) bench/simulate_verdicts.py

@@ -20,6 +20,7 @@ from gate.errors import BadInputError, ConfigError, ExitCode
 from gate.evaluate import Evaluation, ItemScorer, decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
 from gate.files import atomic_write_text
 from gate.models import ResolvedModel, resolve_model
+from gate.provenance import hardware, installed_versions, package_versions
 from gate.report import ReportFormat, render_html, render_markdown
 from gate.report.compare import compare_results, render_comparison
 from gate.result import (
@@ -30,10 +31,7 @@ from gate.result import (
     GateResult,
     ModelInfo,
     TaskResult,
-    hardware,
-    installed_versions,
     load_result,
-    package_versions,
 )
 from gate.runner import ModelPair, PairedTask, ScoringSettings
 from gate.sequential import SequentialPolicy, TaskPlan

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from gate.errors import RunError
 from gate.evaluate import ItemScorer
 from gate.files import atomic_write_text
-from gate.result import installed_versions
+from gate.provenance import installed_versions
 from gate.runner import ItemOutput, ModelScores
 from gate.suites import PreparedTask
 

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import sys
-from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +11,6 @@ from gate.errors import BadInputError
 
 # 1.1: waivers and per-task diagnosis, both optional (a 1.0 file reads as none of either).
 SCHEMA_VERSION = "1.1"
-PROVENANCE_PACKAGES = ("sft-gate", "lm_eval", "transformers", "torch", "peft", "numpy", "scipy")
 
 
 @dataclass(frozen=True)
@@ -140,57 +134,6 @@ class GateResult:
     def to_json(self) -> str:
         """Deterministic JSON text: sorted keys, fixed indentation."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def installed_versions(names: Sequence[str]) -> dict[str, str]:
-    """The installed version of each named distribution ("not installed" where absent)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that shape the numbers."""
-    versions = installed_versions(PROVENANCE_PACKAGES)
-    versions["python"] = sys.version.split()[0]
-    versions["platform"] = platform.platform()
-    return versions
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass  # not Linux: platform.processor() below is the portable, vaguer answer
-    return platform.processor() or platform.machine()
-
-
-def _memory_gib() -> float | None:
-    try:
-        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def hardware(device: str) -> dict[str, Any]:
-    """The machine that produced the numbers: CPU model, cores, memory, and the torch device that scored."""
-    import torch
-
-    accelerator = "none"
-    if device == "cuda" and torch.cuda.is_available():
-        accelerator = torch.cuda.get_device_name(0)
-    elif device == "mps":
-        accelerator = "Apple MPS"
-    return {
-        "cpu": _cpu_model(), "cores": os.cpu_count(), "memory_gib": _memory_gib(),
-        "torch_device": device, "accelerator": accelerator, "torch_threads": torch.get_num_threads(),
-    }
 
 
 def load_result(path: Path) -> dict[str, Any]:
