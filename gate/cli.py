@@ -156,6 +156,12 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @click.option("--allow-pickle", is_flag=True, default=None, help="Allow pickle (.bin) weights, which can run code.")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own Python code to run.")
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(0),
+    default=None,
+    help="Seconds of scoring within which a task undecided at its item cap may go on into its pool (default 600).",
+)
 @HTML_OPTION
 @click.option(
     "--backend",
@@ -187,6 +193,7 @@ def run(
     allow_pickle: bool | None,
     trust_remote_code: bool | None,
     fail_on_warn: bool | None,
+    time_budget: float | None,
     html: bool,
     junit_path: Path | None,
     cache_dir: Path | None,
@@ -215,6 +222,7 @@ def run(
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
         warn_blocks=fail_on_warn,
+        time_budget=time_budget,
         cache=False if no_cache else None,
         cache_dir=str(cache_dir) if cache_dir else None,
         backend=backend,

@@ -8,8 +8,8 @@ planned units), so calling it again on the same evidence gives the same answer. 
   bound, or on format collapse of a generation task's answers;
 - at every look, FAIL when the anytime upper bound of Delta_k is below -B_k, PASS when the anytime lower bound
   is above -B_k (with the default design-betting sequence from the first look, as it is valid at every n; with
-  the normal mixture, an asymptotic sequence, only once the smoke stage is over); WARN when the pool is
-  exhausted undecided.
+  the normal mixture, an asymptotic sequence, only once the smoke stage is over); WARN when its items run out
+  undecided (`look` says "pool exhausted"; gate.evaluate tells a cap, a time budget and a pool apart).
 
 FAIL levels are Bonferroni over the tasks and the composite (alpha_fail / m each; a task spends `smoke_share` of
 its level on the smoke checks); PASS levels are alpha_pass per task with no correction. The fixed-n mode
@@ -81,6 +81,8 @@ class StopReason(str, enum.Enum):
     FAIL = "demonstrated FAIL"
     PASS = "demonstrated PASS"  # noqa: S105 (a reason, not a password)
     EXHAUSTED = "pool exhausted"
+    CAP = "cap reached"
+    TIME = "time budget reached"
     CATASTROPHIC = "smoke: catastrophic drop"
     COLLAPSE = "smoke: format collapse"
 
