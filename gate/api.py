@@ -36,7 +36,7 @@ from gate.result import (
     package_versions,
 )
 from gate.runner import ModelPair, PairedTask, ScoringSettings
-from gate.sequential import SequentialPolicy, TaskPlan
+from gate.sequential import SequentialPolicy, TaskPlan, composite_reach
 from gate.sequential import plan as sequential_plan
 from gate.shards import Shard, check_shardable, merge_pairs, read_partials, shard_doc_ids, write_partial
 from gate.suites import PreparedTask, Suite, TaskSpec, cache_dir, load_suite, prepare_tasks, suite_fingerprint
@@ -275,6 +275,21 @@ def plan(
     policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
     continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
     return sequential_plan(budgets, {task.spec.id: task.cap_units for task in tasks}, policy, continuous=continuous)
+
+
+def composite_plan(
+    rows: Sequence[TaskPlan], config: GateConfig | Path | None = None, *, suite: str | None = None
+) -> tuple[float, float, float]:
+    """The composite's budget, and the drop it detects and the budget it certifies at the planned items of `rows`
+    (plan's answer for the same config and suite)."""
+    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    gate_config = gate_config.with_overrides(suite=suite)
+    budget = gate_config.composite_budget or load_suite(gate_config.suite).composite_budget
+    policy = sequential_policy(gate_config, budget)
+    detectable, certifiable = composite_reach(
+        [1.0] * len(rows), [row.discordance for row in rows], [row.planned for row in rows], policy, budget
+    )
+    return budget, detectable, certifiable
 
 
 def _task_budgets(config: GateConfig, suite: Suite) -> dict[str, float]:
