@@ -424,7 +424,9 @@ def suites_show(name: str) -> None:
 
     suite = load_suite(name)
     policy = SequentialPolicy(composite_budget=suite.composite_budget)
-    rows = plan({spec.id: spec.budget for spec in suite.tasks}, {spec.id: spec.items for spec in suite.tasks}, policy)
+    continuous = [spec.id for spec in suite.tasks if spec.scores == "continuous"]
+    caps = {spec.id: spec.items for spec in suite.tasks}
+    rows = plan({spec.id: spec.budget for spec in suite.tasks}, caps, policy, continuous=continuous)
     click.echo(f"{suite.name} v{suite.version}: {suite.description}")
     click.echo(f"composite budget: {suite.composite_budget:g} points")
     click.echo(f"{'task':28} {'capability':22} {'metric':12} {'items':>6} {'budget':>7} {'detectable':>10}")
@@ -435,7 +437,7 @@ def suites_show(name: str) -> None:
         )
     click.echo(
         f"detectable: the drop (points) the default caps FAIL with {policy.fail_power:.0%} power at a discordance of "
-        f"{policy.planning_discordance:.2f} (`gate plan` for your gate.yaml). More sensitivity costs items: raise "
+        f"{policy.planning_discordance:.2f}, items counted as units (`gate plan` for your gate.yaml). More sensitivity costs items: raise "
         "`items:` in gate.yaml (up to the pool; the test stops early where it can), or score faster (a GPU: "
         "--device cuda; a served model: --ckpt-url/--base-url)."
     )

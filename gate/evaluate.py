@@ -281,8 +281,9 @@ def evaluate_sequential(
     FAIL evidence is building is scored again at once. The gate stops at the first demonstrated FAIL, even
     within a round (a task not reached by then is reported on its first unit). A task undecided at its cap goes
     on into the rest of its pool (tasks prepared with extend=True) as far as the discordance it shows calls for,
-    while the scoring has taken less than `time_budget` seconds (by `clock`); where it stops undecided it ends
-    WARN, with the reason: cap reached, time budget reached or pool exhausted.
+    while the scoring has taken less than `time_budget` seconds (by `clock`; once it has, a task past its cap
+    stops at its next look); where it stops undecided it ends WARN, with the reason: cap reached, time budget
+    reached or pool exhausted.
     """
     started = clock()
     units = {task.spec.id: _units(task) for task in tasks}
@@ -290,7 +291,8 @@ def evaluate_sequential(
     continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
     plans = {p.name: p for p in plan(budgets, caps, policy, continuous=continuous)}
     planned = {task_id: p.planned for task_id, p in plans.items()}
-    limit = {task_id: units[task_id][planned[task_id] - 1] for task_id in units}
+    cap_limit = {task_id: units[task_id][planned[task_id] - 1] for task_id in units}
+    limit = dict(cap_limit)
     stream = _Stream(tasks)
     keep = [task.spec.id for task in tasks]
     looks = 0
@@ -325,6 +327,10 @@ def evaluate_sequential(
                 break
         looks += 1
         paired_tasks = stream.paired()
+        if clock() - started >= time_budget:  # out of time: a task past its cap stops where it is
+            for task_id, cap_end in cap_limit.items():
+                if stream.scored(task_id) > cap_end:
+                    limit[task_id] = stream.scored(task_id)
         while True:
             exhausted = {t.task.spec.id: stream.scored(t.task.spec.id) >= limit[t.task.spec.id] for t in paired_tasks}
             verdict = look(evidence_of(paired_tasks, budgets), policy, planned, exhausted, stream.answers())
@@ -356,7 +362,7 @@ def evaluate_sequential(
         decisions=decisions,
         composite=verdict.composite.decision if verdict.composite else None,
         reasons=reasons,
-        planned={task_id: units[task_id][planned[task_id] - 1] for task_id in units},
+        planned=cap_limit,
         policy={
             "mode": "sequential",
             **asdict(policy),
@@ -370,9 +376,9 @@ def evaluate_sequential(
             "correction": "Bonferroni",
             "time_budget": time_budget,
             "extended": {
-                task_id: stream.scored(task_id) - units[task_id][planned[task_id] - 1]
-                for task_id in units
-                if stream.scored(task_id) > units[task_id][planned[task_id] - 1]
+                task_id: stream.scored(task_id) - cap_end
+                for task_id, cap_end in cap_limit.items()
+                if stream.scored(task_id) > cap_end
             },
         },
         looks=looks,

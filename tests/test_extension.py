@@ -87,3 +87,16 @@ def test_a_clear_case_never_goes_past_its_cap(delta: float) -> None:
     for seed in range(4):
         outcome, _, items = gate_once(delta, max(0.1, -delta), seed, cap=400, pool=2000, time_budget=1e9)
         assert outcome == ("PASS" if delta == 0.0 else "FAIL") and items <= 400
+
+
+def test_a_task_past_its_cap_stops_at_its_next_look_once_the_time_is_spent() -> None:
+    """The clock here counts items scored, so the budget of 600 is spent once 600 items are in: an edge case at high
+    discordance (it would go on towards 2000) stops at the look after that, with the time budget as its reason."""
+    task = simulated_task("sim", 400, 2000)
+    models = SimulatedPair(2000, -0.08, 0.35, 0)
+    evaluation = evaluate_sequential(
+        models, [task], {"sim": BUDGET}, POLICY, time_budget=600, clock=lambda: float(models.items)
+    )
+    assert evaluation.outcome is Outcome.WARN and evaluation.reasons["sim"] == StopReason.TIME.value
+    assert 600 <= models.items <= 600 + 600 // 8 + 1
+    assert evaluation.policy["extended"] == {"sim": models.items - 400} and evaluation.planned == {"sim": 400}
