@@ -437,9 +437,9 @@ def suites_show(name: str) -> None:
         )
     click.echo(
         f"detectable: the drop (points) the default caps FAIL with {policy.fail_power:.0%} power at a discordance of "
-        f"{policy.planning_discordance:.2f}, items counted as units (`gate plan` for your gate.yaml). More sensitivity costs items: raise "
-        "`items:` in gate.yaml (up to the pool; the test stops early where it can), or score faster (a GPU: "
-        "--device cuda; a served model: --ckpt-url/--base-url)."
+        f"{policy.planning_discordance:.2f}, items counted as units (`gate plan` for your gate.yaml). More "
+        "sensitivity costs items: raise `items:` in gate.yaml (up to the pool; the test stops early where it can), "
+        "and score faster (a GPU: --device cuda; a served model: --ckpt-url/--base-url)."
     )
 
 
