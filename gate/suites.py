@@ -403,8 +403,9 @@ def prepare_tasks(
     """Build each task with lm-eval, sample its items in a seeded order, and fingerprint what will be measured.
 
     `seed` orders the items; `item_seed` regenerates a generated suite's items afresh (default: the suite's seed).
-    With `extend`, each task also carries the rest of its pool, in the same seeded order, after its capped items
-    (PreparedTask.cap); the fingerprint still covers the capped items only.
+    With `extend`, each task whose cap is the suite's own (not set through `caps` or `max_items`, which are hard)
+    also carries the rest of its pool, in the same seeded order, after its capped items (PreparedTask.cap); the
+    fingerprint still covers the capped items only.
     """
     item_dir = suite_data_dir(suite, data_dir, item_seed)
     manager = bare_task_manager()
@@ -418,14 +419,16 @@ def prepare_tasks(
         except Exception as exc:
             raise SuiteError(_dataset_message(spec, hub_config, item_dir, exc)) from None
         cap = min(x for x in ((caps or {}).get(spec.id), max_items, spec.items) if x is not None)
+        # A cap the caller sets (gate.yaml's items: or max_items:) is a hard one: only the suite's own caps extend.
+        reserved = extend and (caps or {}).get(spec.id) is None and max_items is None
         strata = [str(doc[spec.stratify_field]) for doc in docs] if spec.stratify_field else None
-        order = _seeded_order(len(docs), len(docs) if extend else cap, seed, spec.id, strata)
+        order = _seeded_order(len(docs), len(docs) if reserved else cap, seed, spec.id, strata)
         doc_ids, clusters = order[:cap], None
         if spec.cluster_field:
             doc_ids, clusters = _cluster_contiguous(doc_ids, [str(docs[i][spec.cluster_field]) for i in doc_ids])
         identity = _identify_task(task, spec, doc_ids)
         item_keys, within = identity.item_keys, len(doc_ids)
-        if extend and within < len(docs):
+        if reserved and within < len(docs):
             taken = set(doc_ids)
             reserve = tuple(i for i in order[cap:] if i not in taken)
             if clusters is not None:  # whole clusters only: one met within the cap is not continued beyond it
@@ -438,7 +441,7 @@ def prepare_tasks(
         prepared.append(
             PreparedTask(
                 spec, config, doc_ids, len(docs), identity.fingerprint, clusters, identity.scoring_key,
-                item_keys, _match_keys(spec, docs, doc_ids), within if extend else None,
+                item_keys, _match_keys(spec, docs, doc_ids), within if reserved else None,
             )
         )
     _check_twins(prepared)

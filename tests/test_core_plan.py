@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from gate.api import composite_plan, plan
 from gate.cli import main
-from gate.suites import load_suite
+from gate.suites import load_suite, prepare_tasks
 
 
 def test_core_budgets_are_certifiable_and_detectable_at_twice_the_budget() -> None:
@@ -31,3 +31,17 @@ def test_gate_plan_flags_no_row_of_core() -> None:
     assert result.exit_code == 0, result.output
     assert "core_facts_mc" in result.output and "composite" in result.output
     assert "not certifiable" not in result.output
+
+
+def test_extended_tasks_carry_their_pool_after_the_same_capped_items() -> None:
+    suite = load_suite("core")
+    capped = {t.spec.id: t for t in prepare_tasks(suite, seed=3)}
+    extended = {t.spec.id: t for t in prepare_tasks(suite, seed=3, extend=True, caps={"core_math_gen": 40})}
+    facts = extended["core_facts_mc"]
+    assert facts.cap == 500 and facts.cap_units == 500 and len(facts.doc_ids) == facts.pool_size == 786
+    assert facts.doc_ids[:500] == capped["core_facts_mc"].doc_ids and len(set(facts.doc_ids)) == 786
+    assert facts.fingerprint == capped["core_facts_mc"].fingerprint  # what is measured within the cap is unchanged
+    assert len(facts.item_keys) == len(facts.match_keys) == 786
+    # A cap set in gate.yaml is a hard one: no reserve beyond it.
+    math = extended["core_math_gen"]
+    assert math.cap is None and len(math.doc_ids) == math.cap_units == 40
