@@ -34,7 +34,7 @@ from gate.result import (
     load_result,
 )
 from gate.runner import ModelPair, PairedTask, ScoringSettings
-from gate.sequential import SequentialPolicy, TaskPlan
+from gate.sequential import SequentialPolicy, TaskPlan, composite_reach
 from gate.sequential import plan as sequential_plan
 from gate.shards import Shard, check_shardable, merge_pairs, read_partials, shard_doc_ids, write_partial
 from gate.suites import PreparedTask, Suite, TaskSpec, cache_dir, load_suite, prepare_tasks, suite_fingerprint
@@ -233,8 +233,9 @@ def compare(a_path: Path, b_path: Path, fmt: ReportFormat = "md") -> str:
         return render_comparison(compare_results(a, b, sources=(str(a_path), str(b_path))), fmt)
 
 
-def _suite_and_tasks(config: GateConfig) -> tuple[Suite, list[PreparedTask]]:
-    """The configured suite, checked against the config's task keys, with its items sampled."""
+def _suite_and_tasks(config: GateConfig, *, extend: bool = False) -> tuple[Suite, list[PreparedTask]]:
+    """The configured suite, checked against the config's task keys, with its items sampled (with `extend`, each
+    task's pool beyond its cap too, for the sequential mode to go on into)."""
     suite = load_suite(config.suite)
     _check_task_keys(config, suite)
     tasks = prepare_tasks(
@@ -243,6 +244,7 @@ def _suite_and_tasks(config: GateConfig) -> tuple[Suite, list[PreparedTask]]:
         caps=config.items,
         max_items=config.max_items,
         data_dir=Path(config.data_dir) if config.data_dir else None,
+        extend=extend,
     )
     return suite, tasks
 
@@ -270,7 +272,22 @@ def plan(
     budgets = _task_budgets(gate_config, the_suite)
     policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
     continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
-    return sequential_plan(budgets, {task.spec.id: task.units for task in tasks}, policy, continuous=continuous)
+    return sequential_plan(budgets, {task.spec.id: task.cap_units for task in tasks}, policy, continuous=continuous)
+
+
+def composite_plan(
+    rows: Sequence[TaskPlan], config: GateConfig | Path | None = None, *, suite: str | None = None
+) -> tuple[float, float, float]:
+    """The composite's budget, and the drop it detects and the budget it certifies at the planned items of `rows`
+    (plan's answer for the same config and suite)."""
+    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    gate_config = gate_config.with_overrides(suite=suite)
+    budget = gate_config.composite_budget or load_suite(gate_config.suite).composite_budget
+    policy = sequential_policy(gate_config, budget)
+    detectable, certifiable = composite_reach(
+        [1.0] * len(rows), [row.discordance for row in rows], [row.planned for row in rows], policy, budget
+    )
+    return budget, detectable, certifiable
 
 
 def _task_budgets(config: GateConfig, suite: Suite) -> dict[str, float]:
@@ -419,7 +436,8 @@ def run(
         suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
-    the_suite, tasks = _suite_and_tasks(gate_config)
+    extend = gate_config.mode == "sequential" and gate_config.time_budget > 0
+    the_suite, tasks = _suite_and_tasks(gate_config, extend=extend)
     settings = _settings(gate_config)
     budgets = _task_budgets(gate_config, the_suite)
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
@@ -443,9 +461,8 @@ def run(
         if gate_config.mode == "fixed":
             evaluation = evaluate_fixed(scorer, tasks, budgets, _fixed_policy(gate_config, composite_budget), progress)
         else:
-            evaluation = evaluate_sequential(
-                scorer, tasks, budgets, sequential_policy(gate_config, composite_budget), progress
-            )
+            policy = sequential_policy(gate_config, composite_budget)
+            evaluation = evaluate_sequential(scorer, tasks, budgets, policy, progress, gate_config.time_budget)
         seconds["scoring"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         drift = _drift(models)
@@ -502,7 +519,8 @@ def run_shard(
         mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
-    the_suite, tasks = _suite_and_tasks(gate_config)
+    extend = gate_config.mode == "sequential" and gate_config.time_budget > 0
+    the_suite, tasks = _suite_and_tasks(gate_config, extend=extend)
     check_shardable(tasks, shard)
     _task_budgets(gate_config, the_suite)  # fail early
     settings = _settings(gate_config)

@@ -156,6 +156,12 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @click.option("--allow-pickle", is_flag=True, default=None, help="Allow pickle (.bin) weights, which can run code.")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own Python code to run.")
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(0),
+    default=None,
+    help="Seconds of scoring within which a task undecided at its item cap may go on into its pool (default 600).",
+)
 @HTML_OPTION
 @click.option(
     "--backend",
@@ -187,6 +193,7 @@ def run(
     allow_pickle: bool | None,
     trust_remote_code: bool | None,
     fail_on_warn: bool | None,
+    time_budget: float | None,
     html: bool,
     junit_path: Path | None,
     cache_dir: Path | None,
@@ -215,6 +222,7 @@ def run(
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
         warn_blocks=fail_on_warn,
+        time_budget=time_budget,
         cache=False if no_cache else None,
         cache_dir=str(cache_dir) if cache_dir else None,
         backend=backend,
@@ -362,10 +370,11 @@ def plan_command(config_path: Path | None, suite: str | None, data_dir: Path | N
     Example: gate plan --suite core --config gate.yaml
     """
     _configure_logging(verbose)
-    from gate.api import plan
+    from gate.api import composite_plan, plan
     from gate.sequential import SequentialPolicy
 
     rows = plan(config_path, suite=suite, data_dir=data_dir)
+    budget, detectable, certifiable = composite_plan(rows, config_path, suite=suite)
     policy = SequentialPolicy()
     click.echo(
         f"{'task':26} {'budget':>6} {'r':>5} {'needed':>7} {'fixed-n':>7} {'cap':>6} {'planned':>7} "
@@ -377,6 +386,11 @@ def plan_command(config_path: Path | None, suite: str | None, data_dir: Path | N
             f"{row.name:26} {row.budget:6.1f} {row.discordance:5.2f} {row.needed:7d} {row.fixed_n:7d} {row.cap:6d} "
             f"{row.planned:7d} {-row.detectable:10.1f} {row.certifiable:11.1f}  {row.method}{flag}"
         )
+    flag = "" if certifiable <= budget else "  <- budget not certifiable at these caps"
+    click.echo(
+        f"{'composite (equal weights)':26} {budget:6.1f} {'':5} {'':7} {'':7} {'':6} {sum(r.planned for r in rows):7d} "
+        f"{-detectable:10.1f} {certifiable:11.1f}  normal-mixture{flag}"
+    )
     click.echo(
         "r: planning discordance (planning_discordance in gate.yaml); counts are items (clusters where "
         f"clustered); detectable: the drop FAILed with {policy.fail_power:.0%} power; certifiable: the smallest "
@@ -404,15 +418,29 @@ def suites_list() -> None:
 @click.argument("name")
 @handles_errors
 def suites_show(name: str) -> None:
-    """Show a suite's tasks, capabilities, item caps and budgets. Example: gate suites show core"""
+    """Show a suite's tasks, item caps, budgets and the regression each can see. Example: gate suites show core"""
+    from gate.sequential import SequentialPolicy, plan
     from gate.suites import load_suite
 
     suite = load_suite(name)
+    policy = SequentialPolicy(composite_budget=suite.composite_budget)
+    continuous = [spec.id for spec in suite.tasks if spec.scores == "continuous"]
+    caps = {spec.id: spec.items for spec in suite.tasks}
+    rows = plan({spec.id: spec.budget for spec in suite.tasks}, caps, policy, continuous=continuous)
     click.echo(f"{suite.name} v{suite.version}: {suite.description}")
     click.echo(f"composite budget: {suite.composite_budget:g} points")
-    click.echo(f"{'task':28} {'capability':22} {'metric':12} {'items':>6} {'budget':>7}")
-    for spec in suite.tasks:
-        click.echo(f"{spec.id:28} {spec.capability:22} {spec.metric:12} {spec.items:6d} {spec.budget:7.1f}")
+    click.echo(f"{'task':28} {'capability':22} {'metric':12} {'items':>6} {'budget':>7} {'detectable':>10}")
+    for spec, row in zip(suite.tasks, rows, strict=True):
+        click.echo(
+            f"{spec.id:28} {spec.capability:22} {spec.metric:12} {spec.items:6d} {spec.budget:7.1f} "
+            f"{-row.detectable:10.1f}"
+        )
+    click.echo(
+        f"detectable: the drop (points) the default caps FAIL with {policy.fail_power:.0%} power at a discordance of "
+        f"{policy.planning_discordance:.2f}, items counted as units (`gate plan` for your gate.yaml). More "
+        "sensitivity costs items: raise `items:` in gate.yaml (up to the pool; the test stops early where it can), "
+        "and score faster (a GPU: --device cuda; a served model: --ckpt-url/--base-url)."
+    )
 
 
 @main.group()

@@ -103,6 +103,9 @@ class GateConfig(_Strict):
     smoke_items: Annotated[int, Field(ge=1, le=100_000)] = 200
     catastrophic_drop: Points = 10.0
     planning_discordance: Annotated[float, Field(gt=0, le=1)] = 0.1
+    # Seconds of scoring (sequential mode) within which a task undecided at its item cap may go on into the rest of
+    # its pool, as far as the discordance it shows calls for; 0 keeps every task within its cap.
+    time_budget: Annotated[float, Field(ge=0, le=86_400)] = 600.0
     warn_blocks: bool = False
     composite_budget: Points | None = None
     budgets: dict[str, Points] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -9,7 +10,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from gate.runner import ItemOutput, ModelScores, PairedTask, pair_scores
-from gate.sequential import Answers, FailOutlook, SequentialPolicy, fail_outlook, look, plan
+from gate.sequential import (
+    Answers,
+    FailOutlook,
+    SequentialPolicy,
+    SequentialVerdict,
+    StopReason,
+    fail_outlook,
+    look,
+    plan,
+)
 from gate.suites import PreparedTask
 from gate.verdict import MatchedItems, Outcome, Policy, TaskDecision, TaskEvidence, decide, demonstrated_drop
 
@@ -218,28 +228,75 @@ def _fail_outlook(
     )
 
 
+def _extend_limits(
+    stream: _Stream,
+    verdict: SequentialVerdict,
+    limit: dict[str, int],
+    units: Mapping[str, Sequence[int]],
+    budgets: Mapping[str, float],
+    policy: SequentialPolicy,
+    time_left: bool,
+) -> dict[str, StopReason]:
+    """Move the item limit of each task undecided at it towards its pool, as far as the discordance observed so far
+    says its decision needs (the plan re-run on the items scored as a pilot), while `time_left`.
+
+    Returns, for every task still at its limit, why it stops there: cap reached (more items are not called for),
+    time budget reached, or pool exhausted. The sequences' tuning (`planned`) is left alone: anytime-valid tests
+    stay valid whenever they stop, however that is chosen from the data.
+    """
+    paired = stream.paired()
+    replanned = {
+        row.name: row.needed
+        for row in plan(budgets, {name: len(units[name]) for name in budgets}, policy, evidence_of(paired, budgets))
+    }
+    stops: dict[str, StopReason] = {}
+    for task_look in verdict.tasks:
+        task_id = task_look.decision.name
+        if task_look.reason is not StopReason.EXHAUSTED:
+            continue
+        scored_units = units[task_id].index(limit[task_id]) + 1
+        if scored_units >= len(units[task_id]):
+            stops[task_id] = StopReason.EXHAUSTED
+        elif replanned[task_id] <= scored_units:
+            stops[task_id] = StopReason.CAP
+        elif not time_left:
+            stops[task_id] = StopReason.TIME
+        else:
+            limit[task_id] = units[task_id][min(replanned[task_id], len(units[task_id])) - 1]
+    return stops
+
+
 def evaluate_sequential(
     models: ItemScorer,
     tasks: Sequence[PreparedTask],
     budgets: Mapping[str, float],
     policy: SequentialPolicy,
     progress: ProgressHook | None = None,
+    time_budget: float = 0.0,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Evaluation:
     """Stream items in the seeded order, look after every batch, stop each task once decided.
 
     A round scores a batch of every undecided task, one task at a time, generation tasks first; a task whose
     FAIL evidence is building is scored again at once. The gate stops at the first demonstrated FAIL, even
-    within a round (a task not reached by then is reported on its first unit); a task whose items run out
-    undecided ends WARN.
+    within a round (a task not reached by then is reported on its first unit). A task undecided at its cap goes
+    on into the rest of its pool (tasks prepared with extend=True) as far as the discordance it shows calls for,
+    while the scoring has taken less than `time_budget` seconds (by `clock`; once it has, a task past its cap
+    stops at its next look); where it stops undecided it ends WARN, with the reason: cap reached, time budget
+    reached or pool exhausted.
     """
+    started = clock()
     units = {task.spec.id: _units(task) for task in tasks}
+    caps = {task.spec.id: task.cap_units for task in tasks}
     continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
-    plans = {p.name: p for p in plan(budgets, {t.spec.id: t.units for t in tasks}, policy, continuous=continuous)}
+    plans = {p.name: p for p in plan(budgets, caps, policy, continuous=continuous)}
     planned = {task_id: p.planned for task_id, p in plans.items()}
-    limit = {task_id: units[task_id][planned[task_id] - 1] for task_id in units}
+    cap_limit = {task_id: units[task_id][planned[task_id] - 1] for task_id in units}
+    limit = dict(cap_limit)
     stream = _Stream(tasks)
     keep = [task.spec.id for task in tasks]
     looks = 0
+    stops: dict[str, StopReason] = {}
     while True:
         batch: dict[str, tuple[int, ...]] = {}
         for task_id in keep:
@@ -270,8 +327,19 @@ def evaluate_sequential(
                 break
         looks += 1
         paired_tasks = stream.paired()
-        exhausted = {t.task.spec.id: stream.scored(t.task.spec.id) >= limit[t.task.spec.id] for t in paired_tasks}
-        verdict = look(evidence_of(paired_tasks, budgets), policy, planned, exhausted, stream.answers())
+        if clock() - started >= time_budget:  # out of time: a task past its cap stops where it is
+            for task_id, cap_end in cap_limit.items():
+                if stream.scored(task_id) > cap_end:
+                    limit[task_id] = stream.scored(task_id)
+        while True:
+            exhausted = {t.task.spec.id: stream.scored(t.task.spec.id) >= limit[t.task.spec.id] for t in paired_tasks}
+            verdict = look(evidence_of(paired_tasks, budgets), policy, planned, exhausted, stream.answers())
+            if verdict.outcome is Outcome.FAIL:
+                break
+            before = dict(limit)
+            stops = _extend_limits(stream, verdict, limit, units, budgets, policy, clock() - started < time_budget)
+            if limit == before:
+                break
         if progress:
             decided = sum(not t.pending for t in verdict.tasks)
             progress(f"look {looks}: {decided}/{len(verdict.tasks)} tasks decided")
@@ -280,7 +348,11 @@ def evaluate_sequential(
         keep = list(verdict.keep_scoring)
     assert verdict.outcome is not None  # not pending
     reasons = {
-        t.decision.name: (f"{t.reason.value}{': ' + t.detail if t.detail else ''}" if t.reason else STOPPED_BY_GATE)
+        t.decision.name: (
+            f"{stops.get(t.decision.name, t.reason).value}{': ' + t.detail if t.detail else ''}"
+            if t.reason
+            else STOPPED_BY_GATE
+        )
         for t in verdict.tasks
     }
     decisions = {t.decision.name: t.decision for t in verdict.tasks}
@@ -290,7 +362,7 @@ def evaluate_sequential(
         decisions=decisions,
         composite=verdict.composite.decision if verdict.composite else None,
         reasons=reasons,
-        planned={task_id: limit[task_id] for task_id in limit},
+        planned=cap_limit,
         policy={
             "mode": "sequential",
             **asdict(policy),
@@ -302,6 +374,12 @@ def evaluate_sequential(
                 f"{policy.small_task_items} items)"
             ),
             "correction": "Bonferroni",
+            "time_budget": time_budget,
+            "extended": {
+                task_id: stream.scored(task_id) - cap_end
+                for task_id, cap_end in cap_limit.items()
+                if stream.scored(task_id) > cap_end
+            },
         },
         looks=looks,
         matched=twin_matches(paired_tasks, decisions, models, progress),

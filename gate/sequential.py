@@ -8,8 +8,8 @@ planned units), so calling it again on the same evidence gives the same answer. 
   bound, or on format collapse of a generation task's answers;
 - at every look, FAIL when the anytime upper bound of Delta_k is below -B_k, PASS when the anytime lower bound
   is above -B_k (with the default design-betting sequence from the first look, as it is valid at every n; with
-  the normal mixture, an asymptotic sequence, only once the smoke stage is over); WARN when the pool is
-  exhausted undecided.
+  the normal mixture, an asymptotic sequence, only once the smoke stage is over); WARN when its items run out
+  undecided (`look` says "pool exhausted"; gate.evaluate tells a cap, a time budget and a pool apart).
 
 FAIL levels are Bonferroni over the tasks and the composite (alpha_fail / m each; a task spends `smoke_share` of
 its level on the smoke checks); PASS levels are alpha_pass per task with no correction. The fixed-n mode
@@ -81,6 +81,8 @@ class StopReason(str, enum.Enum):
     FAIL = "demonstrated FAIL"
     PASS = "demonstrated PASS"  # noqa: S105 (a reason, not a password)
     EXHAUSTED = "pool exhausted"
+    CAP = "cap reached"
+    TIME = "time budget reached"
     CATASTROPHIC = "smoke: catastrophic drop"
     COLLAPSE = "smoke: format collapse"
 
@@ -425,6 +427,25 @@ def _task_decision(track: _Track, policy: SequentialPolicy, tasks: int, finding:
     return TaskLook(decision, pending=reason is None, reason=reason, detail=finding.detail if finding else "")
 
 
+def composite_reach(
+    weights: Sequence[float],
+    discordances: Sequence[float],
+    planned: Sequence[int],
+    policy: SequentialPolicy,
+    budget: float,
+) -> tuple[float, float]:
+    """The composite's detectable drop and certifiable budget (points) at the tasks' planned units: its normal
+    mixture on the weighted mean of the task deltas, whose planned variance is sum w^2 r_k / n_k."""
+    w = np.asarray(weights, dtype=float) / float(np.sum(weights))
+    planned_se = math.sqrt(float(w**2 @ (np.asarray(discordances, dtype=float) / np.asarray(planned, dtype=float))))
+    fail_alpha = policy.alpha_fail / policy.family(len(w))
+    z_fail, z_pass = float(stats.norm.ppf(policy.fail_power)), float(stats.norm.ppf(policy.pass_power))
+    return (
+        budget + 100.0 * planned_se * (sequence_critical_value("normal-mixture", fail_alpha) + z_fail),
+        100.0 * planned_se * (sequence_critical_value("normal-mixture", policy.alpha_pass) + z_pass),
+    )
+
+
 def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budget: float) -> TaskLook:
     """Normal mixture on the weighted mean of the task deltas in information time.
 
@@ -455,9 +476,8 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
         reason, outcome = StopReason.PASS, Outcome.PASS
     else:
         reason, outcome = (StopReason.EXHAUSTED if exhausted else None), Outcome.WARN
-    planning_r = np.array([t.planning_discordance(policy.planning_discordance) for t in tracks])
-    planned_se = math.sqrt(float(w**2 @ (planning_r / np.array([t.planned for t in tracks]))))
-    z_fail, z_pass = float(stats.norm.ppf(policy.fail_power)), float(stats.norm.ppf(policy.pass_power))
+    planning_r = [t.planning_discordance(policy.planning_discordance) for t in tracks]
+    detectable, certifiable = composite_reach(w, planning_r, [t.planned for t in tracks], policy, budget)
     n_items = sum(t.evidence.base.size for t in tracks)
     base_means = np.array([t.evidence.base.mean() for t in tracks])
     ckpt_means = np.array([t.evidence.ckpt.mean() for t in tracks])
@@ -474,11 +494,11 @@ def _composite_decision(tracks: Sequence[_Track], policy: SequentialPolicy, budg
         p_fail_adjusted=min(1.0, p_fail * policy.family(len(tracks))),
         budget=budget,
         discordance=discordant / n_items,
-        detectable=budget + 100.0 * planned_se * (sequence_critical_value("normal-mixture", fail_alpha) + z_fail),
+        detectable=detectable,
         method="normal-mixture",
         outcome=outcome,
         n_items=n_items,
-        certifiable=100.0 * planned_se * (sequence_critical_value("normal-mixture", policy.alpha_pass) + z_pass),
+        certifiable=certifiable,
     )
     return TaskLook(decision, pending=reason is None, reason=reason)
 

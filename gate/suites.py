@@ -107,11 +107,21 @@ class PreparedTask:
     scoring_key: str = ""
     item_keys: tuple[str, ...] = ()
     match_keys: tuple[str, ...] = ()  # per sampled item, the fact it asks (spec.match_field), for the diagnosis
+    # Items within the task's cap; doc_ids beyond it are the rest of the pool in the seeded order, which a sequential
+    # run may extend into (prepare_tasks with extend=True). None: every doc id is within the cap.
+    cap: int | None = None
 
     @property
     def units(self) -> int:
         """Independent units: items, or clusters for a task whose items share passages."""
         return len(self.doc_ids) if self.clusters is None else len(set(self.clusters))
+
+    @property
+    def cap_units(self) -> int:
+        """Units within the cap (units when there is no reserve beyond it)."""
+        if self.cap is None:
+            return self.units
+        return self.cap if self.clusters is None else len(set(self.clusters[: self.cap]))
 
 
 def suites_root() -> Path:
@@ -388,10 +398,14 @@ def prepare_tasks(
     caps: Mapping[str, int] | None = None,
     max_items: int | None = None,
     item_seed: int | None = None,
+    extend: bool = False,
 ) -> list[PreparedTask]:
     """Build each task with lm-eval, sample its items in a seeded order, and fingerprint what will be measured.
 
     `seed` orders the items; `item_seed` regenerates a generated suite's items afresh (default: the suite's seed).
+    With `extend`, each task whose cap is the suite's own (not set through `caps` or `max_items`, which are hard)
+    also carries the rest of its pool, in the same seeded order, after its capped items (PreparedTask.cap); the
+    fingerprint still covers the capped items only.
     """
     item_dir = suite_data_dir(suite, data_dir, item_seed)
     manager = bare_task_manager()
@@ -405,16 +419,29 @@ def prepare_tasks(
         except Exception as exc:
             raise SuiteError(_dataset_message(spec, hub_config, item_dir, exc)) from None
         cap = min(x for x in ((caps or {}).get(spec.id), max_items, spec.items) if x is not None)
+        # A cap the caller sets (gate.yaml's items: or max_items:) is a hard one: only the suite's own caps extend.
+        reserved = extend and (caps or {}).get(spec.id) is None and max_items is None
         strata = [str(doc[spec.stratify_field]) for doc in docs] if spec.stratify_field else None
-        doc_ids = _seeded_order(len(docs), cap, seed, spec.id, strata)
-        clusters = None
+        order = _seeded_order(len(docs), len(docs) if reserved else cap, seed, spec.id, strata)
+        doc_ids, clusters = order[:cap], None
         if spec.cluster_field:
             doc_ids, clusters = _cluster_contiguous(doc_ids, [str(docs[i][spec.cluster_field]) for i in doc_ids])
         identity = _identify_task(task, spec, doc_ids)
+        item_keys, within = identity.item_keys, len(doc_ids)
+        if reserved and within < len(docs):
+            taken = set(doc_ids)
+            reserve = tuple(i for i in order[cap:] if i not in taken)
+            if clusters is not None:  # whole clusters only: one met within the cap is not continued beyond it
+                met = set(clusters)
+                reserve = tuple(i for i in reserve if str(docs[i][spec.cluster_field]) not in met)
+                reserve, more = _cluster_contiguous(reserve, [str(docs[i][spec.cluster_field]) for i in reserve])
+                clusters = (*clusters, *more)
+            doc_ids = (*doc_ids, *reserve)
+            item_keys = (*item_keys, *_identify_task(task, spec, reserve).item_keys)
         prepared.append(
             PreparedTask(
                 spec, config, doc_ids, len(docs), identity.fingerprint, clusters, identity.scoring_key,
-                identity.item_keys, _match_keys(spec, docs, doc_ids),
+                item_keys, _match_keys(spec, docs, doc_ids), within if reserved else None,
             )
         )
     _check_twins(prepared)

