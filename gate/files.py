@@ -40,9 +40,10 @@ def file_lock(path: Path) -> Iterator[None]:
 
 
 def check_writable_folder(folder: Path, what: str) -> None:
-    """BadInputError unless `folder` is (or can be made) a folder this process can write files in."""
+    """BadInputError unless `folder` is (or can be made) a folder this process can write files in; leaves no trace."""
     if folder.exists() and not folder.is_dir():
         raise BadInputError(f"{what} {folder} is a file, not a folder: pass a folder for the reports")
+    missing = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(prefix=".gate-write-check.", dir=folder)
@@ -52,3 +53,7 @@ def check_writable_folder(folder: Path, what: str) -> None:
         raise BadInputError(
             f"{what} {folder} is not writable ({exc.strerror or type(exc).__name__}): pass a folder you can write to"
         ) from None
+    finally:
+        for created in missing:  # deepest first: the run creates them again when it writes
+            with contextlib.suppress(OSError):
+                created.rmdir()

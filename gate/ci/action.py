@@ -257,8 +257,6 @@ def run_gate(config: ActionConfig) -> GateResult:
         cache_dir=str(config.cache_dir),  # the workflow's folder, never one the change's gate.yaml names
         **{key: opt_in in config.allow_code for opt_in, key in CODE_OPT_INS.items()},
     )
-    if not config.cache_secret and gate_config.cache:
-        log.info("no cache-key-secret: cached results are unauthenticated (the report says so)")
     return run(
         config.checkpoint, base=config.base, config=gate_config, suite=config.suite, out_dir=config.out_dir,
         data_dir=config.data_dir, progress=log.info, outside_links="refuse", cache_secret=config.cache_secret or None,
