@@ -442,3 +442,30 @@ def test_sigterm_in_the_action_is_exit_130_and_no_result(hook_workspace: Path) -
     assert process.returncode == ExitCode.INTERRUPTED, stdout + stderr
     assert "interrupted; no result was written" in stdout
     assert not (hook_workspace / "gate-out" / "result.json").exists()
+
+
+# --- the dequantised GGUF folder in the cache -------------------------------------------------------------------
+
+
+def test_a_planted_dequantised_folder_is_verified_against_the_gguf_digest_and_never_loaded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import transformers
+
+    from gate.models import _sha256
+    from gate.scorer import DEQUANTISED_FORMAT, DIGEST_FILE, _file_digests, _matches, dequantised_folder
+    from gate.suites import cache_dir
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF, but not a real one")
+    digest = _sha256(gguf)
+    planted = cache_dir() / "gguf" / f"{digest[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
+    planted.mkdir(parents=True)
+    (planted / "model.safetensors").write_bytes(b"forged weights")
+    honest = {"gguf_sha256": digest, "files": _file_digests(planted)}
+    (planted / DIGEST_FILE).write_text(json.dumps(honest))
+    assert _matches(planted, digest) and not _matches(planted, "0" * 64)
+    (planted / DIGEST_FILE).write_text(json.dumps({**honest, "files": {"model.safetensors": "0" * 64}}))
+    with caplog.at_level(logging.WARNING, logger="gate"), pytest.raises(Exception):  # noqa: B017 (rebuilt: a fake GGUF)
+        dequantised_folder(gguf)
+    assert "does not match model.gguf's digest: rebuilding it" in caplog.text and not planted.exists()
