@@ -534,6 +534,7 @@ def run_shard(
     """
     distributed.single_process("gate run --shard")
     started, clock = _now(), time.monotonic()
+    check_writable_folder(out_dir, "--out")
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(
         mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None

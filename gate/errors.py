@@ -7,7 +7,7 @@ from enum import IntEnum
 from typing import Any
 
 # An error is one line: at most this many characters, whatever value it quotes.
-MESSAGE_LIMIT = 300
+MESSAGE_LIMIT = 400  # two real paths (CI workspaces, temp folders) in one message run past 300
 VALUE_LIMIT = 80
 ELLIPSIS = "…"
 

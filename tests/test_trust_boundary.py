@@ -116,7 +116,10 @@ def test_a_forged_cache_entry_changes_no_verdict_with_a_secret_and_is_reported_w
 
     honest = gate("s3cret", tmp_path / "first")
     assert honest["timing"]["cache"]["authenticated"] and honest["timing"]["cache"]["hits"]["base"] == 0
-    assert "unauthenticated" not in (tmp_path / "first" / "report.md").read_text()
+    report = (tmp_path / "first" / "report.md").read_text()
+    assert "unauthenticated" not in report
+    # result.json and report.md of one run say so: the same run id in both, another in the next run's.
+    assert f"| run | `{honest['timing']['run_id']}` |" in report
     _forge(cache, honest["base"]["fingerprint"])
     with caplog.at_level(logging.WARNING, logger="gate"):
         again = gate("s3cret", tmp_path / "second")
@@ -124,6 +127,7 @@ def test_a_forged_cache_entry_changes_no_verdict_with_a_secret_and_is_reported_w
     assert again["verdict"] == honest["verdict"] and again["tasks"][0]["items"] == honest["tasks"][0]["items"]
     assert again["timing"]["cache"]["recomputed_entries"] == 2 and again["timing"]["cache"]["hits"]["base"] == 0
     assert "fails its authentication tag" in caplog.text
+    assert again["timing"]["run_id"] != honest["timing"]["run_id"]
     # Entries served without a secret: the report says so beside the verdict.
     served = {**again["timing"]["cache"], "authenticated": False, "hits": {"base": 12, "checkpoint": 0}}
     first_line = render_markdown({**again, "timing": {**again["timing"], "cache": served}}).splitlines()[0]
