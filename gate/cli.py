@@ -210,10 +210,11 @@ def run(
     Example: gate run --ckpt ./my-lora-adapter --suite core
     """
     _configure_logging(verbose)
-    from gate.api import run as run_gate
     from gate.config import load_config
 
-    config = load_config(config_path)
+    config = load_config(config_path)  # before the heavy imports: a bad gate.yaml fails in a fraction of a second
+    from gate.api import run as run_gate
+
     served = config.served.model_dump(exclude_none=True)
     served.update({role: {"url": url} for role, url in (("checkpoint", ckpt_url), ("base", base_url)) if url})
     config = config.with_overrides(

@@ -21,10 +21,15 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gate.ci.secrets import reexec_without_secrets, remove_secrets, secrets_from_pipe
+
+if __name__ == "__main__":
+    reexec_without_secrets()  # first, before the heavy imports below: the process starts again cheaply
 
 from gate.ci.checkout import tracked_under
 from gate.ci.github import (
@@ -56,13 +61,6 @@ _BUDGET_ENTRY = re.compile(r"^([A-Za-z0-9_.:/-]+)\s*=\s*([0-9]+(?:\.[0-9]*)?)$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # What `allow-code` may opt in to: the config switch each one turns on.
 CODE_OPT_INS = {"remote-code": "trust_remote_code", "pickle": "allow_pickle", "suite-hooks": "allow_suite_hooks"}
-# Secrets a Docker action's environment can hold: the inputs, and what the runner passes to every container step.
-SECRET_VARIABLES = (
-    "INPUT_GITHUB-TOKEN", "INPUT_CACHE-KEY-SECRET", "GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN",
-    "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_CACHE_URL", "ACTIONS_RESULTS_URL",
-)
-SECRETS_FD_VARIABLE = "GATE_ACTION_SECRETS_FD"
-_SECRETS_MAX_BYTES = 60_000  # below a pipe's buffer: written before the re-exec, read after it
 
 log = logging.getLogger("gate.ci.action")
 
@@ -239,11 +237,10 @@ class ActionConfig:
 
 def run_gate(config: ActionConfig) -> GateResult:
     """Map the inputs to gate.api.run: budgets merge over gate.yaml's, fail-on-warn true forces warn_blocks."""
-    from gate.api import run
     from gate.config import load_config
 
     os.environ["GATE_CACHE_DIR"] = str(config.cache_dir)  # where gate.suites keeps its caches
-    gate_config = load_config(config.config)
+    gate_config = load_config(config.config)  # before the heavy imports: a bad gate.yaml fails at once
     for opt_in, key in CODE_OPT_INS.items():
         if getattr(gate_config, key) and opt_in not in config.allow_code:
             raise BadInputError(
@@ -257,6 +254,8 @@ def run_gate(config: ActionConfig) -> GateResult:
         cache_dir=str(config.cache_dir),  # the workflow's folder, never one the change's gate.yaml names
         **{key: opt_in in config.allow_code for opt_in, key in CODE_OPT_INS.items()},
     )
+    from gate.api import run
+
     return run(
         config.checkpoint, base=config.base, config=gate_config, suite=config.suite, out_dir=config.out_dir,
         data_dir=config.data_dir, progress=log.info, outside_links="refuse", cache_secret=config.cache_secret or None,
@@ -332,12 +331,6 @@ def report(config: ActionConfig, result: GateResult) -> None:
         _reporting("the pull-request comment")(lambda: _comment(config, data))
 
 
-def remove_secrets(environ: MutableMapping[str, str]) -> None:
-    """Take every secret out of the environment, before any model, suite or user code runs."""
-    for name in SECRET_VARIABLES:
-        environ.pop(name, None)
-
-
 # Set by SIGTERM: whatever error then surfaces (a library may catch the interrupt and raise its own) is the stop.
 _TERMINATED = threading.Event()
 
@@ -371,39 +364,6 @@ def main(env: Mapping[str, str] | None = None) -> int:
     return result.exit_code
 
 
-def _secrets_from_pipe() -> dict[str, str]:
-    """The secrets the process before the re-exec handed over on a pipe (none without one)."""
-    descriptor = os.environ.pop(SECRETS_FD_VARIABLE, "")
-    if not descriptor.isdigit():
-        return {}
-    with os.fdopen(int(descriptor), "rb") as pipe:
-        secrets = json.loads(pipe.read(_SECRETS_MAX_BYTES + 1) or b"{}")
-    return {str(k): str(v) for k, v in secrets.items()} if isinstance(secrets, dict) else {}
-
-
-def _reexec_without_secrets() -> None:
-    """Start this entrypoint again with the secrets out of its environment, handed over on a pipe.
-
-    Removing a variable from os.environ leaves it in the process's initial environment (/proc/self/environ), which
-    any code in the process could read; a fresh exec with a clean environment has none.
-    """
-    secrets = {name: os.environ[name] for name in SECRET_VARIABLES if name in os.environ}
-    if not secrets or SECRETS_FD_VARIABLE in os.environ:
-        return
-    payload = json.dumps(secrets).encode()
-    if len(payload) > _SECRETS_MAX_BYTES:
-        return  # cannot be handed over whole: keep them in this process (removed from os.environ by main)
-    read_end, write_end = os.pipe()
-    os.write(write_end, payload)
-    os.close(write_end)
-    os.set_inheritable(read_end, True)
-    clean = {name: value for name, value in os.environ.items() if name not in SECRET_VARIABLES}
-    clean[SECRETS_FD_VARIABLE] = str(read_end)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "gate.ci.action"], clean)  # noqa: S606 (this very entrypoint)
-
-
 def _configure_output() -> None:
     """Inert stdout and stderr, and the gate's log on stdout: warnings and errors as annotations."""
     sys.stdout = InertStream(sys.stdout)
@@ -415,8 +375,7 @@ def _configure_output() -> None:
 
 
 def _entrypoint() -> int:
-    _reexec_without_secrets()
-    env = {**os.environ, **_secrets_from_pipe()}
+    env = {**os.environ, **secrets_from_pipe()}
     _configure_output()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
