@@ -527,6 +527,7 @@ def run_shard(
     batch_size: int | None = None,
     device: str | None = None,
     progress: Callable[[str], None] | None = None,
+    cache_secret: str | None = None,
 ) -> Path:
     """Score shard i/n of every task's items on both models and write its partial result; `merge` decides.
 
@@ -546,7 +547,7 @@ def run_shard(
     settings = _settings(gate_config)
     endpoints = _endpoints(gate_config)
     with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
-        cache = _result_cache(gate_config, settings)
+        cache = _result_cache(gate_config, settings, cache_secret)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         paired = score_pairs(scorer, tasks, {task.spec.id: shard_doc_ids(task, shard) for task in tasks}, progress)
         drift = _drift(models) if shard.index == 1 else None

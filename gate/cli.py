@@ -293,6 +293,7 @@ def _run_shard(
         batch_size=batch_size,
         device=device,
         progress=_progress(time.monotonic()),
+        cache_secret=_cache_secret(),
     )
     click.echo(f"partial result: {path} (combine all shards with `gate merge`)")
 
