@@ -30,6 +30,7 @@ from gate.cli import main as cli
 from gate.config import GateConfig, load_config
 from gate.errors import MESSAGE_LIMIT, ConfigError, ExitCode, ModelRefError, SuiteError, one_line
 from gate.models import resolve_model
+from gate.report import render_html
 from gate.report.markdown import render_markdown
 from gate.runner import ItemOutput
 from gate.suites import PreparedTask, TaskSpec, load_suite
@@ -130,8 +131,11 @@ def test_a_forged_cache_entry_changes_no_verdict_with_a_secret_and_is_reported_w
     assert again["timing"]["run_id"] != honest["timing"]["run_id"]
     # Entries served without a secret: the report says so beside the verdict.
     served = {**again["timing"]["cache"], "authenticated": False, "hits": {"base": 12, "checkpoint": 0}}
-    first_line = render_markdown({**again, "timing": {**again["timing"], "cache": served}}).splitlines()[0]
+    marked = {**again, "timing": {**again["timing"], "cache": served}}
+    first_line = render_markdown(marked).splitlines()[0]
     assert first_line.startswith(("✅", "❌", "⚠️")) and "base results from an unauthenticated cache" in first_line
+    assert "base results from an unauthenticated cache" in render_html(marked)
+    assert "unauthenticated" not in render_html(again)
 
 
 def _task(doc_ids: range) -> PreparedTask:
