@@ -72,6 +72,11 @@ class InertStream(io.TextIOBase):
         """The wrapped stream's descriptor (for libraries that ask; what they write there bypasses this wrapper)."""
         return self._raw.fileno()
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        """The wrapped stream's encoding (libraries ask before writing)."""
+        return getattr(self._raw, "encoding", None) or "utf-8"
+
     def isatty(self) -> bool:
         """Never a terminal: libraries then skip their progress bars."""
         return False
