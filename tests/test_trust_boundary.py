@@ -23,7 +23,7 @@ from fake_results import real_result, with_outcomes
 from test_action import env_for
 
 from gate.api import run
-from gate.cache import ResultCache
+from gate.cache import ResultCache, _checksum
 from gate.ci import action
 from gate.ci.inert import INERT_PREFIX, InertStream
 from gate.cli import main as cli
@@ -99,7 +99,7 @@ def _forge(cache: Path, base_fingerprint: str) -> None:
         score = 1 if path.parent.name == base_fingerprint.replace("sha256:", "") else 0
         for item in entry["items"].values():
             item["score"] = score
-        entry["sha256"] = __import__("gate.cache", fromlist=["_checksum"])._checksum(entry["items"])
+        entry["sha256"] = _checksum(entry["items"])
         path.write_text(json.dumps(entry))
 
 
@@ -161,7 +161,7 @@ def test_cached_values_are_type_and_range_checked(tmp_path: Path, field: str, va
     path = next((tmp_path / "results").rglob("*.json"))
     entry = json.loads(path.read_text())
     entry["items"]["1"][field] = value
-    entry["sha256"] = __import__("gate.cache", fromlist=["_checksum"])._checksum(entry["items"])
+    entry["sha256"] = _checksum(entry["items"])
     path.write_text(json.dumps(entry))
     assert cache.lookup(IDENTITY, task, [0, 1, 2]) == (None, {})
     assert cache.stats.recomputed_entries == 1
@@ -398,17 +398,20 @@ class _Result:
 
 
 def test_an_unwritable_step_summary_only_warns_and_the_fail_stands(
-    tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     failed = with_outcomes(real_result(other_tiny_model, tiny_model, tiny_suite), ["FAIL", "PASS"])
     assert failed["verdict"] == "FAIL"
     (tmp_path / "summary").mkdir()  # a folder: appending to it fails
     env = {**env_for(tmp_path, checkpoint="ckpt", comment="off"), "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
            "GITHUB_OUTPUT": str(tmp_path / "output")}
-    config = action.ActionConfig.from_env(env)
+    # The scoring is the real run's (fake_results); what is under test is what happens after it.
+    monkeypatch.setattr(action, "run_gate", lambda config: _Result({**failed, "exit_code": 1}))
     with caplog.at_level(logging.WARNING, logger="gate.ci.action"):
-        action.report(config, _Result({**failed, "exit_code": 1}))  # type: ignore[arg-type]
+        assert action.main(env) == ExitCode.REGRESSION  # the FAIL's exit 1, not 3
     assert "the step summary was not written (IsADirectoryError" in caplog.text and "verdict stands" in caplog.text
+    assert "Traceback" not in caplog.text
     assert "verdict<<" in (tmp_path / "output").read_text()  # the outputs still come
 
 
@@ -424,9 +427,14 @@ def test_a_symlink_out_of_a_checkpoint_is_refused_in_the_action_and_warned_in_th
     with pytest.raises(ModelRefError, match="is a symlink out of the model folder"):
         resolve_model(str(workspace / "ckpt"), outside_links="refuse")
     env = env_for(workspace, checkpoint="ckpt", comment="off")
-    assert action.main(env) == ExitCode.BAD_INPUT
+    with caplog.at_level(logging.ERROR, logger="gate.ci.action"):
+        assert action.main(env) == ExitCode.BAD_INPUT
+    refused = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(refused) == 1 and "notes.txt is a symlink out of the model folder" in refused[0]
+    assert "\n" not in refused[0] and len(refused[0]) <= MESSAGE_LIMIT + 10
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="gate"):
-        resolve_model(str(workspace / "ckpt"))
+        resolve_model(str(workspace / "ckpt"))  # the CLI's default: a warning, and the folder is read
     assert "is a symlink out of the model folder" in caplog.text
 
 
