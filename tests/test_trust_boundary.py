@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 from fake_github import TOKEN
 from fake_results import real_result, with_outcomes
-from test_action import env_for
+from test_action import ROOT, env_for, stages
 
 from gate.api import run
 from gate.cache import ResultCache, _checksum
@@ -47,6 +47,9 @@ h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
 seed: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
 """
 FORGED = "x\n::error title=forged::the checkpoint is fine"
+# The Action's container command, as the Dockerfile gives it, with this interpreter for `python`.
+_ENTRYPOINT = json.loads(stages((ROOT / "Dockerfile").read_text())["action"].split("ENTRYPOINT ", 1)[1].splitlines()[0])
+ACTION_COMMAND = [sys.executable if part == "python" else part for part in _ENTRYPOINT]
 
 
 def one_error_line(text: str) -> str:
@@ -61,8 +64,8 @@ def action_process(workspace: Path, env: dict[str, str], timeout: float = 300) -
     home = workspace.parent / "home"
     home.mkdir(exist_ok=True)
     full = {**os.environ, **env, "HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "gate.ci.action"], cwd=workspace, env=full, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(ACTION_COMMAND, cwd=workspace, env=full, capture_output=True, text=True, timeout=timeout,
+                          check=False)
 
 
 def no_forged_commands(output: str) -> None:
@@ -302,6 +305,23 @@ def test_every_line_written_is_inert_and_only_the_trusted_path_writes_commands()
         stream.command("::notice::a\n::error::b")
 
 
+SHADOW = "import pathlib\npathlib.Path({marker!r}).write_text('imported from the checkout')\n"
+
+
+def test_a_gate_package_committed_in_the_checkout_is_never_imported(tmp_path: Path) -> None:
+    """GitHub starts the container in the checkout: a `gate/` or `json.py` there must not shadow the installed ones,
+    neither in the first start (which holds the token) nor after the re-exec without the secrets."""
+    workspace = tmp_path / "workspace"
+    (workspace / "gate" / "ci").mkdir(parents=True)
+    marker = tmp_path / "imported"
+    for module in ("gate/__init__.py", "gate/ci/__init__.py", "gate/ci/action.py", "json.py"):
+        (workspace / module).write_text(SHADOW.format(marker=str(marker)))
+    process = action_process(workspace, env_for(workspace, checkpoint="missing", comment="off"))
+    assert not marker.exists(), process.stdout + process.stderr
+    assert process.returncode == ExitCode.BAD_INPUT and process.stdout.startswith("::error::gate: missing does not ")
+    assert TOKEN not in process.stdout + process.stderr
+
+
 # --- 5. suite metadata in the comment ---------------------------------------------------------------------------
 
 
@@ -448,7 +468,7 @@ def test_sigterm_in_the_action_is_exit_130_and_no_result(hook_workspace: Path) -
     env = {**os.environ, **env_for(hook_workspace, checkpoint="smollm2-135m-instruct", suite="suites/tiny",
                                    data_dir="mirror", allow_code="suite-hooks", comment="off"),
            "HOME": str(home), "HOOK_SLEEPS": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "gate.ci.action"], cwd=hook_workspace, env=env,
+    process = subprocess.Popen(ACTION_COMMAND, cwd=hook_workspace, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while not (hook_workspace / "dump.txt").exists() and time.monotonic() < deadline and process.poll() is None:

@@ -43,7 +43,9 @@ def reexec_without_secrets() -> None:
     clean[SECRETS_FD_VARIABLE] = str(read_end)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "gate.ci.action"], clean)  # noqa: S606 (this entrypoint)
+    # -P as the first start had it: the checkout (the working folder) stays off the import path.
+    safe_path = ["-P"] if getattr(sys.flags, "safe_path", False) else []
+    os.execve(sys.executable, [sys.executable, *safe_path, "-m", "gate.ci.action"], clean)  # noqa: S606
 
 
 def secrets_from_pipe() -> dict[str, str]:
