@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
+from jinja2.exceptions import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate.bounded_yaml import YamlLimitError, function_tags, read_bounded
@@ -269,9 +270,13 @@ def _lm_eval_registry() -> Any:
 
 
 def bare_task_manager() -> Any:
-    """A TaskManager that indexes nothing: the gate always hands lm-eval complete task configs."""
+    """A TaskManager that indexes nothing (the gate always hands lm-eval complete task configs), its templates
+    rendered in the sandbox."""
     from lm_eval.tasks import TaskManager
 
+    from gate.templates import sandbox_lm_eval_templates
+
+    sandbox_lm_eval_templates()
     return TaskManager(include_defaults=False)
 
 
@@ -438,6 +443,8 @@ def prepare_tasks(
         try:
             task = manager.load([config])["tasks"][spec.id]
             docs = task.eval_docs
+        except SecurityError as exc:
+            raise _unsafe_template(suite, spec, exc) from None
         except Exception as exc:
             raise SuiteError(_dataset_message(spec, hub_config, item_dir, exc)) from None
         cap = min(x for x in ((caps or {}).get(spec.id), max_items, spec.items) if x is not None)
@@ -446,7 +453,10 @@ def prepare_tasks(
         clusters = None
         if spec.cluster_field:
             doc_ids, clusters = _cluster_contiguous(doc_ids, [str(docs[i][spec.cluster_field]) for i in doc_ids])
-        identity = _identify_task(task, spec, doc_ids)
+        try:
+            identity = _identify_task(task, spec, doc_ids)  # renders every prompt
+        except SecurityError as exc:
+            raise _unsafe_template(suite, spec, exc) from None
         prepared.append(
             PreparedTask(
                 spec, config, doc_ids, len(docs), identity.fingerprint, clusters, identity.scoring_key,
@@ -455,6 +465,13 @@ def prepare_tasks(
         )
     _check_twins(prepared)
     return prepared
+
+
+def _unsafe_template(suite: Suite, spec: TaskSpec, exc: SecurityError) -> SuiteError:
+    return SuiteError(
+        f"suite {suite.name}: a template of task {spec.id} reaches past its document ({shown(str(exc), 80)}): "
+        "templates may read the document's fields only; move the logic into a reviewed hook (allow-code: suite-hooks)"
+    )
 
 
 def task_config(suite: Suite, spec: TaskSpec, data_dir: Path | None = None) -> dict[str, Any]:

@@ -33,7 +33,8 @@ from gate.models import resolve_model
 from gate.report import render_html
 from gate.report.markdown import render_markdown
 from gate.runner import ItemOutput
-from gate.suites import PreparedTask, TaskSpec, load_suite
+from gate.suites import PreparedTask, TaskSpec, load_suite, prepare_tasks
+from gate.templates import sandbox_lm_eval_templates
 
 ALIAS_BOMB = """\
 a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
@@ -245,6 +246,37 @@ def test_a_suite_hook_sees_no_token_in_the_environment_or_under_home(hook_worksp
     assert "GITHUB_WORKSPACE=" in dump and "nothing secret" in dump  # the hook did read the environment and HOME
     assert TOKEN not in dump and "cache-s3cret" not in dump
     assert TOKEN not in process.stdout + process.stderr
+
+
+def test_a_template_reaching_past_its_document_runs_nothing(tmp_path: Path, tiny_suite: Path) -> None:
+    """lm-eval renders prompt templates with plain Jinja, where a template can reach `os`: the gate sandboxes them."""
+    marker = tmp_path / "ran"
+    task = tiny_suite / "tiny_mc.yaml"
+    lines = [line for line in task.read_text().splitlines() if not line.startswith("doc_to_text:")]
+    escape = f"{{{{ cycler.__init__.__globals__.os.system('touch {marker}') }}}}"
+    task.write_text("\n".join([*lines, f"doc_to_text: {json.dumps(escape)}"]) + "\n")
+    with pytest.raises(SuiteError, match="a template of task tiny_mc reaches past its document") as raised:
+        prepare_tasks(load_suite(str(tiny_suite)), seed=0, data_dir=tiny_suite.parent / "mirror")
+    assert not marker.exists()
+    assert raised.value.exit_code == ExitCode.BAD_INPUT and len(str(raised.value)) <= MESSAGE_LIMIT
+
+
+@pytest.mark.parametrize("template", [  # the forms lm-eval's configs of the general suite's tasks use
+    "Question: {{question.strip()}}\nAnswer:", "{{choices.label.index(answerKey.lstrip())}}", "{{[sol1, sol2]}}",
+    "{{text.split(' ')[:-1]|join(' ')}}",
+    "{{ 'ABCD'[answerKey|int - 1] if answerKey|string in '1234' else answerKey }}",
+    "{% if choices.text|length > 3 %}D. {{choices.text[3]}}{% endif %}", "{{answer|regex_replace('#+', '')}}",
+])
+def test_the_sandbox_renders_ordinary_templates_as_lm_eval_does(template: str) -> None:
+    from jinja2 import BaseLoader, Environment, StrictUndefined
+    from lm_eval import utils
+
+    doc = {"question": " Why? ", "answerKey": "2", "sol1": "a", "sol2": "b", "text": "the last word",
+           "choices": {"label": ["1", "2"], "text": ["w", "x", "y", "z"]}, "answer": "## 42"}
+    plain = Environment(loader=BaseLoader, undefined=StrictUndefined, keep_trailing_newline=True)
+    plain.filters["regex_replace"] = utils.regex_replace
+    sandbox_lm_eval_templates()
+    assert utils.apply_template(template, doc) == plain.from_string(template).render(**doc)
 
 
 @pytest.mark.parametrize(("key", "opt_in"), [
