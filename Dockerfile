@@ -60,5 +60,7 @@ CMD ["--help"]
 
 # 5. The GitHub Action. Root: GitHub mounts the workspace owned by the runner's user and runs the container as
 # the image's user, which must be able to write reports and caches there.
+# GitHub starts it in the checkout: -P keeps the working folder off the import path, or a gate/ or json.py the
+# change commits at the repository's root would be imported instead of the installed gate (with the token).
 FROM runtime AS action
-ENTRYPOINT ["python", "-m", "gate.ci.action"]
+ENTRYPOINT ["python", "-P", "-m", "gate.ci.action"]

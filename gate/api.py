@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -18,8 +19,8 @@ from gate.config import GateConfig, load_config, parse_config
 from gate.drift import Drift, measure_drift
 from gate.errors import BadInputError, ConfigError, ExitCode
 from gate.evaluate import Evaluation, ItemScorer, decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
-from gate.files import atomic_write_text
-from gate.models import ResolvedModel, resolve_model
+from gate.files import atomic_write_text, check_writable_folder, file_lock
+from gate.models import OutsideLinks, ResolvedModel, resolve_model
 from gate.provenance import hardware, installed_versions, package_versions
 from gate.report import ReportFormat, render_html, render_markdown
 from gate.report.compare import compare_results, render_comparison
@@ -37,7 +38,16 @@ from gate.runner import ModelPair, PairedTask, ScoringSettings
 from gate.sequential import SequentialPolicy, TaskPlan, composite_reach
 from gate.sequential import plan as sequential_plan
 from gate.shards import Shard, check_shardable, merge_pairs, read_partials, shard_doc_ids, write_partial
-from gate.suites import PreparedTask, Suite, TaskSpec, cache_dir, load_suite, prepare_tasks, suite_fingerprint
+from gate.suites import (
+    PreparedTask,
+    Suite,
+    TaskSpec,
+    cache_dir,
+    check_suite_hooks,
+    load_suite,
+    prepare_tasks,
+    suite_fingerprint,
+)
 from gate.verdict import Outcome, Policy, TaskDecision, diagnose
 
 log = logging.getLogger("gate")
@@ -45,6 +55,7 @@ FLIPPED_KEPT = 20
 RESULT_FILE = "result.json"
 REPORT_FILE = "report.md"
 HTML_REPORT_FILE = "report.html"
+OUT_LOCK_FILE = ".gate-out.lock"
 
 
 def _model_info(model: ResolvedModel) -> ModelInfo:
@@ -197,13 +208,18 @@ def build_result(
 
 
 def write_outputs(result: GateResult, out_dir: Path, *, html: bool = False) -> list[Path]:
-    """Write result.json, report.md and (with html) report.html atomically; returns their paths."""
+    """Write result.json, report.md and (with html) report.html atomically; returns their paths.
+
+    All of them are rendered first and written under one lock on the folder, so two runs writing the same folder
+    leave the files of one run, never a mix (the run id in each tells).
+    """
     data = result.to_dict()
     outputs = [(out_dir / RESULT_FILE, result.to_json()), (out_dir / REPORT_FILE, render_markdown(data))]
     if html:
         outputs.append((out_dir / HTML_REPORT_FILE, render_html(data)))
-    for path, text in outputs:
-        atomic_write_text(path, text)
+    with file_lock(out_dir / OUT_LOCK_FILE):
+        for path, text in outputs:
+            atomic_write_text(path, text)
     return [path for path, _ in outputs]
 
 
@@ -238,6 +254,7 @@ def _suite_and_tasks(config: GateConfig, *, extend: bool = False) -> tuple[Suite
     task's pool beyond its cap too, for the sequential mode to go on into)."""
     suite = load_suite(config.suite)
     _check_task_keys(config, suite)
+    check_suite_hooks(suite, config.allow_suite_hooks)
     tasks = prepare_tasks(
         suite,
         seed=config.seed,
@@ -295,11 +312,11 @@ def _task_budgets(config: GateConfig, suite: Suite) -> dict[str, float]:
     return config.task_budgets({spec.id: spec.budget for spec in suite.tasks}, suite=suite.name)
 
 
-def _result_cache(config: GateConfig, settings: ScoringSettings) -> ResultCache | None:
-    """The per-item result cache the config asks for (None with `cache: false`)."""
+def _result_cache(config: GateConfig, settings: ScoringSettings, secret: str | None = None) -> ResultCache | None:
+    """The per-item result cache the config asks for (None with `cache: false`), authenticated with `secret`."""
     if not config.cache:
         return None
-    return ResultCache(Path(config.cache_dir) if config.cache_dir else cache_dir(), asdict(settings))
+    return ResultCache(Path(config.cache_dir) if config.cache_dir else cache_dir(), asdict(settings), secret)
 
 
 @dataclass(frozen=True)
@@ -322,15 +339,19 @@ def baseline(
     batch_size: int | None = None,
     device: str | None = None,
     progress: Callable[[str], None] | None = None,
+    cache_secret: str | None = None,
 ) -> Baseline:
-    """Score the base on every sampled item of the suite into the result cache, so later gate runs reuse them."""
+    """Score the base on every sampled item of the suite into the result cache, so later gate runs reuse them.
+
+    With `cache_secret` the entries carry its authentication tag (see gate.cache).
+    """
     distributed.single_process("gate baseline")
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(
         base=base, suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
     settings = _settings(gate_config)
-    cache = _result_cache(gate_config, settings)
+    cache = _result_cache(gate_config, settings, cache_secret)
     if cache is None:
         raise ConfigError("gate baseline fills the result cache, but the config says `cache: false`: remove that")
     model = resolve_model(
@@ -376,10 +397,15 @@ def _endpoints(config: GateConfig) -> dict[str, Endpoint]:
     return found
 
 
-def _resolve_pair(ckpt: str, base: str | None, config: GateConfig) -> tuple[ResolvedModel, ResolvedModel]:
+def _resolve_pair(
+    ckpt: str, base: str | None, config: GateConfig, outside_links: OutsideLinks = "warn"
+) -> tuple[ResolvedModel, ResolvedModel]:
     """The checkpoint and its base: --base, else gate.yaml's base if set, else the adapter's own, else the default."""
     resolve = functools.partial(
-        resolve_model, allow_pickle=config.allow_pickle, trust_remote_code=config.trust_remote_code
+        resolve_model,
+        allow_pickle=config.allow_pickle,
+        trust_remote_code=config.trust_remote_code,
+        outside_links=outside_links,
     )
     base_model = None
     if base is not None or "base" in config.model_fields_set:
@@ -428,14 +454,22 @@ def run(
     device: str | None = None,
     progress: Callable[[str], None] | None = None,
     html: bool = False,
+    outside_links: OutsideLinks = "warn",
+    cache_secret: str | None = None,
 ) -> GateResult:
-    """Score `ckpt` and its base on the suite's items, decide the verdict, and write the reports to `out_dir`."""
+    """Score `ckpt` and its base on the suite's items, decide the verdict, and write the reports to `out_dir`.
+
+    `outside_links="refuse"` refuses symlinks out of a model folder (the Action, where the folders are the change's);
+    `cache_secret` authenticates the result cache's entries (see gate.cache).
+    """
     started, clock = _now(), time.monotonic()
+    if out_dir is not None and distributed.is_main():
+        check_writable_folder(out_dir, "--out")  # before anything loads, not after the scoring
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(
         suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
-    checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
+    checkpoint, base_model = _resolve_pair(ckpt, base, gate_config, outside_links)
     extend = gate_config.mode == "sequential" and gate_config.time_budget > 0
     the_suite, tasks = _suite_and_tasks(gate_config, extend=extend)
     settings = _settings(gate_config)
@@ -454,7 +488,7 @@ def run(
     with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        cache = _result_cache(gate_config, settings) if processes == 1 else None
+        cache = _result_cache(gate_config, settings, cache_secret) if processes == 1 else None
         if processes > 1 and gate_config.cache:
             log.info("result cache not used: %d processes share the items of each harness call", processes)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
@@ -478,6 +512,7 @@ def run(
         settings=settings,
         drift=drift,
         timing={
+            "run_id": uuid.uuid4().hex,  # in result.json and report.md alike: the two files of one run
             "started": started,
             "finished": _now(),
             "seconds": seconds,
@@ -507,6 +542,7 @@ def run_shard(
     batch_size: int | None = None,
     device: str | None = None,
     progress: Callable[[str], None] | None = None,
+    cache_secret: str | None = None,
 ) -> Path:
     """Score shard i/n of every task's items on both models and write its partial result; `merge` decides.
 
@@ -514,6 +550,7 @@ def run_shard(
     """
     distributed.single_process("gate run --shard")
     started, clock = _now(), time.monotonic()
+    check_writable_folder(out_dir, "--out")
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(
         mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
@@ -526,7 +563,7 @@ def run_shard(
     settings = _settings(gate_config)
     endpoints = _endpoints(gate_config)
     with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
-        cache = _result_cache(gate_config, settings)
+        cache = _result_cache(gate_config, settings, cache_secret)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         paired = score_pairs(scorer, tasks, {task.spec.id: shard_doc_ids(task, shard) for task in tasks}, progress)
         drift = _drift(models) if shard.index == 1 else None

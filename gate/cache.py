@@ -6,13 +6,21 @@ metric, filter, chat-template setting), each item's rendered prompt, the dtype, 
 versions of lm-eval, transformers and torch. lm-eval's own response cache is keyed by none of the weights, so the
 gate never passes `use_cache`; this cache is. Entries carry a checksum: a stale or corrupt one is logged and
 recomputed, never trusted.
+
+A checksum stops accidents, not a forger: anyone who can write the folder can recompute it. Given a secret (the
+Action's `cache-key-secret`, the CLI's GATE_CACHE_SECRET), each entry also carries an HMAC-SHA256 tag of its
+content keyed by it, verified on read; an entry without a valid tag is recomputed and the log says so. Without a
+secret the stats say the cache is unauthenticated, and the report says so beside the verdict. Every value read is
+type- and range-checked, and writes of one entry take a file lock, so concurrent runs merge instead of losing items.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,7 +28,7 @@ from typing import Any, Protocol
 
 from gate.errors import RunError
 from gate.evaluate import ItemScorer
-from gate.files import atomic_write_text
+from gate.files import atomic_write_text, file_lock
 from gate.provenance import installed_versions
 from gate.runner import ItemOutput, ModelScores
 from gate.suites import PreparedTask
@@ -47,21 +55,48 @@ class CacheStats:
     hits: dict[str, int] = field(default_factory=lambda: {"base": 0, "checkpoint": 0})
     scored: dict[str, int] = field(default_factory=lambda: {"base": 0, "checkpoint": 0})
     recomputed_entries: int = 0
+    authenticated: bool = False
 
 
 def _checksum(items: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(items, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def _tag(secret: bytes, entry: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 of the entry's canonical JSON (everything but the tag itself)."""
+    content = json.dumps({k: v for k, v in entry.items() if k != "tag"}, sort_keys=True, ensure_ascii=False)
+    return hmac.new(secret, content.encode(), hashlib.sha256).hexdigest()
+
+
+_TEXT_FIELDS = ("answer", "target", "prompt", "item_key")
+
+
+def _valid_item(doc_id: str, item: Any) -> bool:
+    """A stored item as the gate writes it: the right types, the doc id it is filed under, a score in [0, 1]."""
+    if not isinstance(item, dict) or set(item) != {"doc_id", "score", "cluster", *_TEXT_FIELDS}:
+        return False
+    score = item["score"]
+    return (
+        type(item["doc_id"]) is int and str(item["doc_id"]) == doc_id
+        and type(score) in (int, float) and math.isfinite(score) and 0.0 <= score <= 1.0
+        and all(isinstance(item[name], str) for name in _TEXT_FIELDS)
+        and (item["cluster"] is None or isinstance(item["cluster"], str))
+    )
+
+
 class ResultCache:
     """Per-item outputs on disk, one JSON file per (model, task, scoring key), written atomically."""
 
-    def __init__(self, root: Path, settings: Mapping[str, Any]) -> None:
+    def __init__(self, root: Path, settings: Mapping[str, Any], secret: str | None = None) -> None:
         self.root = root / RESULTS_FOLDER
         self.settings = dict(settings)
         self.versions = installed_versions(_KEYED_PACKAGES)
-        self.stats = CacheStats()
+        self._secret = secret.encode() if secret else None
+        self.stats = CacheStats(authenticated=self._secret is not None)
         self.unwritable = False
+
+    def __repr__(self) -> str:
+        return f"ResultCache({self.root}, authenticated={self._secret is not None})"
 
     def _key(self, identity: Mapping[str, str], task: PreparedTask) -> dict[str, Any]:
         return {
@@ -83,6 +118,7 @@ class ResultCache:
         path = self._path(key)
         if not path.is_file():
             return None
+        problem = None
         try:
             entry = json.loads(path.read_text(encoding="utf-8"))
             valid = (
@@ -91,11 +127,16 @@ class ResultCache:
                 and isinstance(entry.get("items"), dict)
                 and entry.get("sha256") == _checksum(entry["items"])
                 and isinstance(entry.get("chat_template"), bool)
+                and all(_valid_item(doc_id, item) for doc_id, item in entry["items"].items())
             )
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             valid = False
         if not valid:
-            log.warning("cache entry %s is stale or corrupt: recomputing it", path)
+            problem = "is stale or corrupt"
+        elif self._secret is not None and not hmac.compare_digest(str(entry.get("tag", "")), _tag(self._secret, entry)):
+            problem = "fails its authentication tag (not written with this cache-key-secret, or edited since)"
+        if problem is not None:
+            log.warning("cache entry %s %s: recomputing it", path, problem)
             self.stats.recomputed_entries += 1
             path.unlink(missing_ok=True)
             return None
@@ -128,14 +169,21 @@ class ResultCache:
         if self.unwritable:
             return
         key = self._key(identity, task)
-        found = self._read(key)
-        items = dict(found[1]) if found is not None and found[0] == chat_template else {}
+        path = self._path(key)
         item_key = dict(zip(task.doc_ids, task.item_keys, strict=True))
-        for output in outputs:
-            items[str(output.doc_id)] = {**asdict(output), "item_key": item_key[output.doc_id]}
-        entry = {"key": key, "chat_template": chat_template, "items": items, "sha256": _checksum(items)}
         try:
-            atomic_write_text(self._path(key), json.dumps(entry, sort_keys=True, ensure_ascii=False))
+            # Read, merge and write under the entry's lock: a run storing into it at the same time loses nothing.
+            with file_lock(path.with_name(path.name + ".lock")):
+                found = self._read(key)
+                items = dict(found[1]) if found is not None and found[0] == chat_template else {}
+                for output in outputs:
+                    items[str(output.doc_id)] = {**asdict(output), "item_key": item_key[output.doc_id]}
+                entry: dict[str, Any] = {
+                    "key": key, "chat_template": chat_template, "items": items, "sha256": _checksum(items)
+                }
+                if self._secret is not None:
+                    entry["tag"] = _tag(self._secret, entry)
+                atomic_write_text(path, json.dumps(entry, sort_keys=True, ensure_ascii=False))
         except OSError as exc:
             self.unwritable = True
             log.warning(

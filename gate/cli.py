@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from gate import distributed
-from gate.errors import BadInputError, ExitCode, GateError
+from gate.errors import BadInputError, ExitCode, GateError, one_line
 
 if TYPE_CHECKING:
     from gate.config import GateConfig
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gate.result import GateResult
 
 F = TypeVar("F", bound=Callable[..., Any])
+CACHE_SECRET_VARIABLE = "GATE_CACHE_SECRET"  # noqa: S105 (the variable's name)
 _QUIET_LOGGERS = ("lm_eval", "lm-eval", "transformers", "datasets", "peft", "accelerate", "httpx", "urllib3")
 
 
@@ -69,7 +70,7 @@ _TERMINATED = threading.Event()
 
 
 def _fail(message: str, code: ExitCode) -> None:
-    click.echo(f"gate: error: {message}", err=True)
+    click.echo(f"gate: error: {one_line(message)}", err=True)
     sys.exit(int(code))
 
 
@@ -155,6 +156,9 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device for both models.")
 @click.option("--allow-pickle", is_flag=True, default=None, help="Allow pickle (.bin) weights, which can run code.")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own Python code to run.")
+@click.option(
+    "--allow-suite-hooks", is_flag=True, default=None, help="Allow a suite's own Python hooks (lm-eval !function)."
+)
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
 @click.option(
     "--time-budget",
@@ -192,6 +196,7 @@ def run(
     device: str | None,
     allow_pickle: bool | None,
     trust_remote_code: bool | None,
+    allow_suite_hooks: bool | None,
     fail_on_warn: bool | None,
     time_budget: float | None,
     html: bool,
@@ -212,15 +217,17 @@ def run(
     Example: gate run --ckpt ./my-lora-adapter --suite core
     """
     _configure_logging(verbose)
-    from gate.api import run as run_gate
     from gate.config import load_config
 
-    config = load_config(config_path)
+    config = load_config(config_path)  # before the heavy imports: a bad gate.yaml fails in a fraction of a second
+    from gate.api import run as run_gate
+
     served = config.served.model_dump(exclude_none=True)
     served.update({role: {"url": url} for role, url in (("checkpoint", ckpt_url), ("base", base_url)) if url})
     config = config.with_overrides(
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
+        allow_suite_hooks=allow_suite_hooks,
         warn_blocks=fail_on_warn,
         time_budget=time_budget,
         cache=False if no_cache else None,
@@ -242,10 +249,16 @@ def run(
         device=device,
         progress=_progress(time.monotonic()) if distributed.is_main() else None,
         html=html,
+        cache_secret=_cache_secret(),
     )
     if not distributed.is_main():  # a data-parallel helper process: rank 0 reports; same verdict, same exit code
         sys.exit(result.exit_code)
     _finish(result, out_dir, html, junit_path)
+
+
+def _cache_secret() -> str | None:
+    """GATE_CACHE_SECRET, read once and removed from the environment before any model or suite code runs."""
+    return os.environ.pop(CACHE_SECRET_VARIABLE, None) or None
 
 
 def _finish(result: GateResult, out_dir: Path, html: bool, junit_path: Path | None) -> None:
@@ -288,6 +301,7 @@ def _run_shard(
         batch_size=batch_size,
         device=device,
         progress=_progress(time.monotonic()),
+        cache_secret=_cache_secret(),
     )
     click.echo(f"partial result: {path} (combine all shards with `gate merge`)")
 
@@ -351,6 +365,7 @@ def baseline_command(
         batch_size=batch_size,
         device=device,
         progress=_progress(time.monotonic()),
+        cache_secret=_cache_secret(),
     )
     click.echo(
         f"baseline of {done.base}: {sum(done.items.values())} items over {len(done.items)} tasks in {done.cache_dir} "

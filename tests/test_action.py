@@ -252,7 +252,7 @@ def test_dockerfile_shape() -> None:
     text = (ROOT / "Dockerfile").read_text()
     by_name = stages(text)
     assert list(by_name) == ["wheel", "venv", "runtime", "user", "action"]  # action last: `image: Dockerfile`
-    assert 'ENTRYPOINT ["python", "-m", "gate.ci.action"]' in by_name["action"]
+    assert 'ENTRYPOINT ["python", "-P", "-m", "gate.ci.action"]' in by_name["action"]
     assert "USER" not in by_name["action"] + by_name["runtime"]  # root, as GitHub requires
     assert re.search(r"^USER 10001", by_name["user"], flags=re.MULTILINE)
     assert "ARG TORCH_VERSION=2.13.0" in text and "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in text

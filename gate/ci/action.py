@@ -3,6 +3,12 @@
 GitHub does not enforce `required` nor types, so every input is validated here before any scoring. A Docker
 action sees only the workspace (and HOME): inputs that are paths must lie inside $GITHUB_WORKSPACE, and the
 report and caches are written there. The exit code is the gate's own; reporting problems only warn.
+
+The change being gated wrote every file of the checkout, so the boundary is drawn here: the secrets are taken out
+of the environment (the process re-executes itself without them) before any model, suite or user code runs; code
+from the change runs only on the workflow's `allow-code` input, never under pull_request_target; a cache folder
+holding tracked files is refused, and cache entries are authenticated with `cache-key-secret`; model folders may
+not link out of themselves; everything printed goes through gate.ci.inert.
 """
 
 from __future__ import annotations
@@ -11,19 +17,26 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gate.ci.secrets import reexec_without_secrets, remove_secrets, secrets_from_pipe
+
+if __name__ == "__main__":
+    reexec_without_secrets()  # first, before the heavy imports below: the process starts again cheaply
+
+from gate.ci.checkout import tracked_under
 from gate.ci.github import (
     ANNOTATIONS_PER_KIND,
     GitHubApiError,
     GitHubClient,
     PullRequest,
-    WorkflowCommandFormatter,
     append_step_summary,
     check_api_url,
     comment_body,
@@ -33,7 +46,8 @@ from gate.ci.github import (
     task_annotations,
     upsert_comment,
 )
-from gate.errors import BadInputError, ExitCode, GateError
+from gate.ci.inert import CommandLogHandler, InertStream
+from gate.errors import BadInputError, ExitCode, GateError, one_line
 from gate.report.decisions import regressed
 from gate.result import GateResult
 
@@ -45,6 +59,8 @@ _TRUE = {"true", "on", "yes", "1"}
 _FALSE = {"false", "off", "no", "0", ""}
 _BUDGET_ENTRY = re.compile(r"^([A-Za-z0-9_.:/-]+)\s*=\s*([0-9]+(?:\.[0-9]*)?)$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# What `allow-code` may opt in to: the config switch each one turns on.
+CODE_OPT_INS = {"remote-code": "trust_remote_code", "pickle": "allow_pickle", "suite-hooks": "allow_suite_hooks"}
 
 log = logging.getLogger("gate.ci.action")
 
@@ -73,6 +89,35 @@ def _budgets(text: str) -> dict[str, float]:
             raise BadInputError(f"input 'budget': task '{match.group(1)}' is given twice: give each task once")
         budgets[match.group(1)] = float(match.group(2))
     return budgets
+
+
+def _allow_code(value: str, event_name: str) -> frozenset[str]:
+    """The code opt-ins the workflow gives; refused under pull_request_target, which holds a write token."""
+    chosen = frozenset(filter(None, (part.strip() for part in re.split(r"[,\s]+", value))))
+    unknown = sorted(chosen - set(CODE_OPT_INS))
+    if unknown:
+        raise BadInputError(
+            f"input 'allow-code': {unknown[0]!r} is not one of {', '.join(CODE_OPT_INS)}: list those to allow, "
+            "separated by commas"
+        )
+    if chosen and event_name == "pull_request_target":
+        raise BadInputError(
+            "input 'allow-code' is set on a pull_request_target event, which runs with a write token and the "
+            "repository's secrets: never run the change's code there; score on pull_request and comment from "
+            "workflow_run (see examples/ci)"
+        )
+    return chosen
+
+
+def _check_cache_dir(workspace: Path, cache_dir: Path) -> None:
+    """A cache folder holding files of the checkout came with the change: refused (the change could forge it)."""
+    tracked = tracked_under(workspace, cache_dir)
+    if tracked:
+        raise BadInputError(
+            f"input 'cache-dir': {cache_dir.relative_to(workspace.resolve())} holds files committed in the checkout "
+            f"({tracked[0]}), which the change could have forged: use a folder outside the repository's files "
+            "(restored by actions/cache), and never commit it"
+        )
 
 
 def _workspace_path(workspace: Path, name: str, value: str) -> Path:
@@ -123,7 +168,9 @@ class ActionConfig:
     api_url: str
     pull_request: PullRequest | None
     marker: str
-    github_token: str = field(repr=False)
+    allow_code: frozenset[str] = frozenset()
+    github_token: str = field(default="", repr=False)
+    cache_secret: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionConfig:
@@ -162,6 +209,9 @@ class ActionConfig:
             api_url = check_api_url(env.get("GITHUB_API_URL") or DEFAULT_API_URL)
         except GitHubApiError as exc:
             raise BadInputError(str(exc)) from None
+        allow_code = _allow_code(_input(env, "allow-code"), env.get("GITHUB_EVENT_NAME", ""))
+        cache_dir = _workspace_path(workspace, "cache-dir", _input(env, "cache-dir") or DEFAULT_CACHE_DIR)
+        _check_cache_dir(workspace, cache_dir)
         return cls(
             workspace=workspace,
             checkpoint=_reference(workspace, "checkpoint", _input(env, "checkpoint")),
@@ -172,31 +222,43 @@ class ActionConfig:
             budgets=_budgets(_input(env, "budget")),
             comment=comment,
             fail_on_warn=_boolean(env, "fail-on-warn"),
-            cache_dir=_workspace_path(workspace, "cache-dir", _input(env, "cache-dir") or DEFAULT_CACHE_DIR),
+            cache_dir=cache_dir,
             out_dir=workspace.resolve() / OUT_DIR,
             summary_path=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
             output_path=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
             api_url=api_url,
             pull_request=pull_request,
             marker=comment_marker(_input(env, "checkpoint")),  # as written in the workflow: stable across runners
+            allow_code=allow_code,
             github_token=token,
+            cache_secret=_input(env, "cache-key-secret"),
         )
 
 
 def run_gate(config: ActionConfig) -> GateResult:
     """Map the inputs to gate.api.run: budgets merge over gate.yaml's, fail-on-warn true forces warn_blocks."""
-    from gate.api import run
     from gate.config import load_config
 
     os.environ["GATE_CACHE_DIR"] = str(config.cache_dir)  # where gate.suites keeps its caches
-    gate_config = load_config(config.config)
+    gate_config = load_config(config.config)  # before the heavy imports: a bad gate.yaml fails at once
+    for opt_in, key in CODE_OPT_INS.items():
+        if getattr(gate_config, key) and opt_in not in config.allow_code:
+            raise BadInputError(
+                f"{config.config.name if config.config else 'gate.yaml'} sets {key}: true, but in the Action code "
+                f"from the change runs only on the workflow's opt-in: add `allow-code: {opt_in}` to the step "
+                "(not on pull_request_target), or remove the key"
+            )
     gate_config = gate_config.with_overrides(
         warn_blocks=True if config.fail_on_warn else None,
         budgets={**gate_config.budgets, **config.budgets} if config.budgets else None,
+        cache_dir=str(config.cache_dir),  # the workflow's folder, never one the change's gate.yaml names
+        **{key: opt_in in config.allow_code for opt_in, key in CODE_OPT_INS.items()},
     )
+    from gate.api import run
+
     return run(
         config.checkpoint, base=config.base, config=gate_config, suite=config.suite, out_dir=config.out_dir,
-        data_dir=config.data_dir, progress=log.info,
+        data_dir=config.data_dir, progress=log.info, outside_links="refuse", cache_secret=config.cache_secret or None,
     )
 
 
@@ -216,55 +278,112 @@ def _comment(config: ActionConfig, data: Mapping[str, Any]) -> None:
     log.info("pull-request #%d comment %d %s", config.pull_request.number, comment_id, outcome.value)
 
 
+def _emit_command(line: str) -> None:
+    """A workflow command of the gate's own, through the one trusted path when stdout is made inert."""
+    if isinstance(sys.stdout, InertStream):
+        sys.stdout.command(line)
+    else:
+        print(line, flush=True)
+
+
+def _reporting(what: str) -> Callable[[Callable[[], None]], None]:
+    """Run one reporting step; a failure is a warning naming it, and the verdict's exit code stands."""
+
+    def attempt(step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:
+            log.warning("%s was not written (%s: %s); the verdict stands", what, type(exc).__name__, exc)
+
+    return attempt
+
+
 def report(config: ActionConfig, result: GateResult) -> None:
-    """Verdict line, annotations, step summary, step outputs and (on pull requests) the sticky comment."""
+    """Verdict line, annotations, step summary, step outputs and (on pull requests) the sticky comment.
+
+    Each step on its own: a summary file that cannot be written does not stop the outputs or the comment.
+    """
     data = result.to_dict()
     log.info("%s: %s", result.verdict, result.summary)
-    # One annotation per kind is kept free for this step's own warning (a comment that could not be posted).
-    for line in task_annotations(data, per_kind=ANNOTATIONS_PER_KIND - 1):
-        print(line, flush=True)
-    if config.summary_path is not None:
-        append_step_summary(config.summary_path, data)
-    if config.output_path is not None:
+
+    def annotations() -> None:
+        # One annotation per kind is kept free for this step's own warning (a comment that could not be posted).
+        for line in task_annotations(data, per_kind=ANNOTATIONS_PER_KIND - 1):
+            _emit_command(line)
+
+    def outputs(path: Path) -> None:
         where = config.out_dir.relative_to(config.workspace.resolve())
-        set_outputs(config.output_path, {
+        set_outputs(path, {
             "verdict": result.verdict,
             "report-path": (where / "report.md").as_posix(),
             "result-path": (where / "result.json").as_posix(),
             "regressed-tasks": ",".join(regressed(data)),
         })
+
+    _reporting("the annotations")(annotations)
+    if config.summary_path is not None:
+        summary_path = config.summary_path
+        _reporting("the step summary")(lambda: append_step_summary(summary_path, data))
+    if config.output_path is not None:
+        output_path = config.output_path
+        _reporting("the step outputs")(lambda: outputs(output_path))
     if config.comment:
-        _comment(config, data)
+        _reporting("the pull-request comment")(lambda: _comment(config, data))
+
+
+# Set by SIGTERM: whatever error then surfaces (a library may catch the interrupt and raise its own) is the stop.
+_TERMINATED = threading.Event()
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    """A cancelled job (SIGTERM) stops like Ctrl-C: exit 130, no result written."""
+    _TERMINATED.set()
+    raise KeyboardInterrupt
 
 
 def main(env: Mapping[str, str] | None = None) -> int:
     """Run the action; returns the gate's exit code (0 pass, 1 regression, 2 bad input, 3 runtime failure)."""
     try:
         config = ActionConfig.from_env(os.environ if env is None else env)
+        remove_secrets(os.environ)
         result = run_gate(config)
-        report(config, result)
-    except GateError as exc:
-        log.error("gate: %s", exc)
-        return int(exc.exit_code)
     except KeyboardInterrupt:
-        log.error("gate: interrupted")
+        log.error("gate: interrupted; no result was written")
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:
+        if _TERMINATED.is_set():
+            log.error("gate: interrupted; no result was written")
+            return int(ExitCode.INTERRUPTED)
+        if isinstance(exc, GateError):
+            log.error("gate: %s", exc)
+            return int(exc.exit_code)
         traceback.print_exc()
-        log.error("gate: unexpected %s: %s", type(exc).__name__, exc)
+        log.error("gate: unexpected %s: %s", type(exc).__name__, one_line(str(exc)))
         return int(ExitCode.RUNTIME)
+    report(config, result)
     return result.exit_code
 
 
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(WorkflowCommandFormatter("%(message)s"))
+def _configure_output() -> None:
+    """Inert stdout and stderr, and the gate's log on stdout: warnings and errors as annotations."""
+    sys.stdout = InertStream(sys.stdout)
+    sys.stderr = InertStream(sys.stderr)
     root = logging.getLogger()
-    root.addHandler(handler)
+    root.addHandler(CommandLogHandler(sys.stdout))
     root.setLevel(logging.ERROR)  # libraries speak only when something is wrong
     logging.getLogger("gate").setLevel(logging.INFO)
 
 
+def _entrypoint() -> int:
+    env = {**os.environ, **secrets_from_pipe()}
+    _configure_output()
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return main(env)
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.close()
+
+
 if __name__ == "__main__":
-    _configure_logging()
-    sys.exit(main())
+    sys.exit(_entrypoint())

@@ -1,4 +1,8 @@
-"""Make untrusted text (model output, prompts) inert inside markdown and HTML."""
+"""Make untrusted text (model output, prompts, model and suite metadata) inert inside markdown and HTML.
+
+The one escaping path of every report: HTML templates autoescape, and the markdown environment escapes every value
+it prints through `markdown_text` unless a template already passed it through `markdown_inline` (the `md` filter).
+"""
 
 from __future__ import annotations
 
@@ -29,10 +33,16 @@ def clean_block(text: str, limit: int) -> str:
     return _cut(text.strip("\n"), limit)
 
 
-def markdown_inline(text: str, limit: int = 120) -> str:
-    """Untrusted text as literal markdown: no HTML, no formatting, no links, no @mentions, safe in a table cell."""
-    text = clean_text(text, limit)
+def markdown_text(text: str) -> str:
+    """Text as literal markdown on one line (no cut, no trim): no HTML, formatting, links, @mentions or table breaks."""
+    text = text.encode("utf-8", "replace").decode("utf-8", "replace")
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" or ch in "\u2028\u2029" else ch for ch in text)
     text = "".join(_HTML.get(ch, ch) for ch in text)
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     # A zero-width space after @ and # stops GitHub from turning output into mentions or issue links.
-    return text.replace("@", "@" + ZERO_WIDTH_SPACE).replace("\\#", "#" + ZERO_WIDTH_SPACE) or "(empty)"
+    return text.replace("@", "@" + ZERO_WIDTH_SPACE).replace("\\#", "#" + ZERO_WIDTH_SPACE)
+
+
+def markdown_inline(text: str, limit: int = 120) -> str:
+    """Untrusted text as literal markdown: no HTML, no formatting, no links, no @mentions, safe in a table cell."""
+    return markdown_text(clean_text(text, limit)) or "(empty)"
