@@ -30,6 +30,7 @@ from lm_eval.models.huggingface import HFLM
 from safetensors.torch import save_file
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from gate.files import make_readable
 from gate.models import _sha256
 from gate.suites import cache_dir
 
@@ -292,6 +293,7 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        make_readable(staging)
         options = {"gguf_file": gguf_path.name, "trust_remote_code": trust_remote_code}
         model = transformers.AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, dtype=torch.float32, **options

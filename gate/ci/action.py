@@ -34,6 +34,7 @@ from gate.ci.github import (
     upsert_comment,
 )
 from gate.errors import BadInputError, ExitCode, GateError
+from gate.files import chown_tree
 from gate.report.decisions import regressed
 from gate.result import GateResult
 
@@ -196,7 +197,7 @@ def run_gate(config: ActionConfig) -> GateResult:
     )
     return run(
         config.checkpoint, base=config.base, config=gate_config, suite=config.suite, out_dir=config.out_dir,
-        data_dir=config.data_dir, progress=log.info,
+        data_dir=config.data_dir, progress=log.info, html=True,
     )
 
 
@@ -237,8 +238,25 @@ def report(config: ActionConfig, result: GateResult) -> None:
         _comment(config, data)
 
 
+def hand_over_outputs(config: ActionConfig) -> None:
+    """As root (a Docker action's user), give the report folder and the cache to the workspace's owner.
+
+    The steps after this one (upload-artifact, cache save, a script reading result.json) run as the runner's user.
+    """
+    if os.geteuid() != 0:
+        return
+    owner = config.workspace.stat()
+    if owner.st_uid == 0:
+        return
+    failed = chown_tree([config.out_dir, config.cache_dir], owner.st_uid, owner.st_gid)
+    if failed:
+        log.warning("%d files could not be handed to the workspace owner (uid %d), e.g. %s",
+                    len(failed), owner.st_uid, failed[0])
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     """Run the action; returns the gate's exit code (0 pass, 1 regression, 2 bad input, 3 runtime failure)."""
+    config: ActionConfig | None = None
     try:
         config = ActionConfig.from_env(os.environ if env is None else env)
         result = run_gate(config)
@@ -253,6 +271,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
         traceback.print_exc()
         log.error("gate: unexpected %s: %s", type(exc).__name__, exc)
         return int(ExitCode.RUNTIME)
+    finally:
+        if config is not None:
+            hand_over_outputs(config)
     return result.exit_code
 
 
