@@ -64,7 +64,7 @@ def _check_task_keys(config: GateConfig, suite: Suite) -> None:
 
 
 def _task_result(
-    task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None
+    task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None, reached: bool
 ) -> TaskResult:
     spec = task.task.spec
     lost = [item for item in task.items if item.base_score > item.ckpt_score]
@@ -102,6 +102,7 @@ def _task_result(
         ],
         items=[[item.doc_id, item.base_score, item.ckpt_score] for item in task.items],
         diagnosis=diagnosis,
+        reached=reached,
     )
 
 
@@ -184,6 +185,7 @@ def build_result(
                 evaluation.reasons[task.task.spec.id],
                 evaluation.planned[task.task.spec.id],
                 diagnosis(task.task.spec),
+                task.task.spec.id not in evaluation.not_reached,
             )
             for task in evaluation.paired
         ],

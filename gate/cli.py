@@ -99,6 +99,8 @@ def handles_errors(command: F) -> F:
 
 
 def _configure_logging(verbose: bool) -> None:
+    from gate.progress import quiet_library_bars
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -111,11 +113,12 @@ def _configure_logging(verbose: bool) -> None:
         # The libraries' download and loading bars would bury the gate's own progress lines and its one-line errors.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    quiet_library_bars()  # in a CI log, none of the libraries' carriage-return bars, verbose or not
 
 
-def _progress(start: float) -> Callable[[str], None]:
+def _progress(start: float, err: bool = True) -> Callable[[str], None]:
     def say(message: str) -> None:
-        click.echo(f"[gate {time.monotonic() - start:6.1f}s] {message}", err=True)
+        click.echo(f"[gate {time.monotonic() - start:6.1f}s] {message}", err=err)
 
     return say
 
@@ -173,6 +176,12 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @JUNIT_OPTION
 @CACHE_DIR_OPTION
 @click.option("--no-cache", is_flag=True, help="Score every item afresh; read and write no cached results.")
+@click.option(
+    "--github/--no-github",
+    default=None,
+    help="Report to GitHub Actions: step summary, annotations, step outputs, ::group:: log sections "
+    "(default: on when GITHUB_ACTIONS=true).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
 def run(
@@ -195,6 +204,7 @@ def run(
     ckpt_url: str | None,
     base_url: str | None,
     shard: str | None,
+    github: bool | None,
     verbose: bool,
 ) -> None:
     """Gate a checkpoint against its base; exit 0 PASS, 1 regression, 2 bad input, 3 runtime failure.
@@ -223,6 +233,13 @@ def run(
     if shard is not None:
         _run_shard(ckpt, shard, base, config, suite, out_dir, data_dir, batch_size, device, html or bool(junit_path))
         return
+    github = os.environ.get("GITHUB_ACTIONS") == "true" if github is None else github
+    progress = _progress(time.monotonic(), err=not github) if distributed.is_main() else None
+    groups = None
+    if github and progress is not None:
+        from gate.ci.github import LogGroups
+
+        progress = groups = LogGroups(progress)
     result = run_gate(
         ckpt,
         base=base,
@@ -232,12 +249,29 @@ def run(
         data_dir=data_dir,
         batch_size=batch_size,
         device=device,
-        progress=_progress(time.monotonic()) if distributed.is_main() else None,
+        progress=progress,
         html=html,
     )
+    if groups is not None:
+        groups.end()
     if not distributed.is_main():  # a data-parallel helper process: rank 0 reports; same verdict, same exit code
         sys.exit(result.exit_code)
+    if github:
+        _publish_to_workflow(result, out_dir)
     _finish(result, out_dir, html, junit_path)
+
+
+def _publish_to_workflow(result: GateResult, out_dir: Path) -> None:
+    """`gate run --github`: what the Action reports, for a CLI run in a workflow (a job container, a GPU runner)."""
+    from gate.ci.github import publish_to_workflow, step_outputs
+
+    data = result.to_dict()
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    summary, output = os.environ.get("GITHUB_STEP_SUMMARY"), os.environ.get("GITHUB_OUTPUT")
+    publish_to_workflow(
+        data, step_outputs(data, out_dir, Path(workspace) if workspace else None),
+        summary_path=Path(summary) if summary else None, output_path=Path(output) if output else None,
+    )
 
 
 def _finish(result: GateResult, out_dir: Path, html: bool, junit_path: Path | None) -> None:

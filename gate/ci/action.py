@@ -24,18 +24,16 @@ from gate.ci.github import (
     GitHubClient,
     PullRequest,
     WorkflowCommandFormatter,
-    append_step_summary,
     check_api_url,
     comment_body,
     comment_marker,
+    publish_to_workflow,
     pull_request_number,
-    set_outputs,
-    task_annotations,
+    step_outputs,
     upsert_comment,
 )
 from gate.errors import BadInputError, ExitCode, GateError
 from gate.files import chown_tree
-from gate.report.decisions import regressed
 from gate.result import GateResult
 
 REQUIRED_INPUTS = ("checkpoint",)
@@ -222,18 +220,8 @@ def report(config: ActionConfig, result: GateResult) -> None:
     data = result.to_dict()
     log.info("%s: %s", result.verdict, result.summary)
     # One annotation per kind is kept free for this step's own warning (a comment that could not be posted).
-    for line in task_annotations(data, per_kind=ANNOTATIONS_PER_KIND - 1):
-        print(line, flush=True)
-    if config.summary_path is not None:
-        append_step_summary(config.summary_path, data)
-    if config.output_path is not None:
-        where = config.out_dir.relative_to(config.workspace.resolve())
-        set_outputs(config.output_path, {
-            "verdict": result.verdict,
-            "report-path": (where / "report.md").as_posix(),
-            "result-path": (where / "result.json").as_posix(),
-            "regressed-tasks": ",".join(regressed(data)),
-        })
+    publish_to_workflow(data, step_outputs(data, config.out_dir, config.workspace), summary_path=config.summary_path,
+                        output_path=config.output_path, per_kind=ANNOTATIONS_PER_KIND - 1)
     if config.comment:
         _comment(config, data)
 
@@ -278,6 +266,9 @@ def main(env: Mapping[str, str] | None = None) -> int:
 
 
 def _configure_logging() -> None:
+    from gate.progress import quiet_library_bars
+
+    quiet_library_bars()  # a workflow log is never a terminal
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(WorkflowCommandFormatter("%(message)s"))
     root = logging.getLogger()

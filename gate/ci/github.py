@@ -20,7 +20,7 @@ from typing import Any
 from urllib import error, parse, request
 
 from gate.errors import GateError
-from gate.report.decisions import decisions
+from gate.report.decisions import decisions, regressed
 from gate.report.escape import clean_text
 from gate.report.markdown import MAX_FLIPPED_PER_TASK, render_markdown
 from gate.verdict import Outcome
@@ -133,6 +133,61 @@ def task_annotations(result: Mapping[str, Any], per_kind: int = ANNOTATIONS_PER_
             lines.append(workflow_command(kind, f"{len(rest)} more {outcome} tasks: {names} (see the report)",
                                           title=f"gate {outcome}: {len(rest)} more"))
     return lines
+
+
+def publish_to_workflow(
+    result: Mapping[str, Any],
+    outputs: Mapping[str, str],
+    *,
+    summary_path: Path | None,
+    output_path: Path | None,
+    per_kind: int = ANNOTATIONS_PER_KIND,
+) -> None:
+    """Annotations on stdout, the report in the step summary and the step outputs, each where GitHub provides it."""
+    for line in task_annotations(result, per_kind=per_kind):
+        print(line, flush=True)
+    if summary_path is not None:
+        append_step_summary(summary_path, result)
+    if output_path is not None:
+        set_outputs(output_path, outputs)
+
+
+def step_outputs(result: Mapping[str, Any], out_dir: Path, workspace: Path | None) -> dict[str, str]:
+    """The step outputs action.yml declares; report paths relative to the workspace where they lie inside it."""
+    def where(name: str) -> str:
+        path = (out_dir / name).resolve()
+        inside = workspace is not None and path.is_relative_to(workspace.resolve())
+        return (path.relative_to(workspace.resolve()) if inside and workspace else path).as_posix()
+
+    return {
+        "verdict": str(result["verdict"]),
+        "report-path": where("report.md"),
+        "result-path": where("result.json"),
+        "regressed-tasks": ",".join(regressed(result)),
+    }
+
+
+class LogGroups:
+    """Progress lines on stdout, each model's scoring folded into a `::group::` that the next one (or a look) ends."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say, self.open = say, False
+
+    def __call__(self, message: str) -> None:
+        """Open a group on a `scoring ...` line; end it on any other gate line (a look, a cache reuse)."""
+        if message.startswith("scoring "):
+            self.end()
+            print(f"::group::{_escape_data(message)}", flush=True)
+            self.open = True
+        elif message.startswith("look "):
+            self.end()
+        self.say(message)
+
+    def end(self) -> None:
+        """Close the open group, if any."""
+        if self.open:
+            print("::endgroup::", flush=True)
+            self.open = False
 
 
 class WorkflowCommandFormatter(logging.Formatter):

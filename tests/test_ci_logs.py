@@ -1,0 +1,63 @@
+"""Logs people can read: no carriage-return bars in a CI log, plain throttled progress lines, and `gate run --github`
+reporting to GitHub Actions (groups, annotations, step summary, outputs) from the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fake_github import parse_github_output
+
+from gate.progress import ItemProgress
+
+
+def test_a_plain_progress_line_at_most_every_interval_with_items_rate_and_eta() -> None:
+    now = [0.0]
+    lines: list[str] = []
+    progress = ItemProgress("base · core_facts_gen", 120, lines.append, interval=30.0, clock=lambda: now[0])
+    for _ in range(119):  # one item every second
+        now[0] += 1.0
+        progress.advance(1)
+    assert lines == [
+        "base · core_facts_gen: 30/120 items, 1.00 items/s, ETA 1m30s",
+        "base · core_facts_gen: 60/120 items, 1.00 items/s, ETA 1m00s",
+        "base · core_facts_gen: 90/120 items, 1.00 items/s, ETA 30s",
+    ]
+    now[0] += 60.0
+    progress.advance(1)  # the last item: the caller's own line says it is done
+    assert len(lines) == 3
+
+
+def test_gate_run_in_a_github_workflow_log(tmp_path: Path, tiny_model: Path, other_tiny_model: Path,
+                                           tiny_suite: Path) -> None:
+    summary, output = tmp_path / "summary.md", tmp_path / "output"
+    summary.touch()
+    output.touch()
+    env = {**os.environ, "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path),
+           "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(output)}
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "gate", "run", "--ckpt", str(other_tiny_model), "--base", str(tiny_model),
+               "--suite", str(tiny_suite), "--data-dir", str(tiny_suite.parent / "mirror"),
+               "--out", str(tmp_path / "out"), "--no-cache"]
+    process = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+                             check=False)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert process.returncode == result["exit_code"], process.stdout + process.stderr
+    assert "\r" not in process.stdout + process.stderr, "a progress bar drew in the log"
+    lines = process.stdout.splitlines()
+    groups = [line for line in lines if line.startswith("::group::")]
+    assert groups and groups[0].startswith("::group::scoring ")
+    assert len(groups) == lines.count("::endgroup::")
+    assert lines.index("::endgroup::") > lines.index(groups[0])
+    warnings = [line for line in lines if line.startswith("::warning title=gate WARN")]
+    outcomes = [t["outcome"] for t in result["tasks"]] + [(result["composite"] or {}).get("outcome")]
+    assert warnings and len(warnings) == outcomes.count("WARN")
+    assert summary.read_text() == (tmp_path / "out" / "report.md").read_text()
+    assert parse_github_output(output.read_text()) == {
+        "verdict": result["verdict"], "report-path": "out/report.md", "result-path": "out/result.json",
+        "regressed-tasks": "",
+    }
