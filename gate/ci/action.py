@@ -121,8 +121,13 @@ class ActionConfig:
     output_path: Path | None
     api_url: str
     pull_request: PullRequest | None
-    marker: str
+    comment_header: str  # "" for the default: suite and checkpoint
+    checkpoint_input: str  # as written in the workflow: stable across runners, unlike the resolved path
     github_token: str = field(repr=False)
+
+    def marker(self, suite_name: str) -> str:
+        """The sticky comment's marker: the comment-header input, else the suite and the checkpoint."""
+        return comment_marker(self.comment_header or f"{suite_name} {self.checkpoint_input}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionConfig:
@@ -177,7 +182,8 @@ class ActionConfig:
             output_path=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
             api_url=api_url,
             pull_request=pull_request,
-            marker=comment_marker(_input(env, "checkpoint")),  # as written in the workflow: stable across runners
+            comment_header=_input(env, "comment-header"),
+            checkpoint_input=_input(env, "checkpoint"),
             github_token=token,
         )
 
@@ -205,8 +211,8 @@ def _comment(config: ActionConfig, data: Mapping[str, Any]) -> None:
         return
     client = GitHubClient(config.api_url, config.github_token)
     try:
-        body = comment_body(data, config.marker)
-        outcome, comment_id = upsert_comment(client, config.pull_request, body, config.marker)
+        marker = config.marker(str(data["suite"]["name"]))
+        outcome, comment_id = upsert_comment(client, config.pull_request, comment_body(data, marker), marker)
     except GitHubApiError as exc:
         hint = (" (the token may not comment here, as on pull requests from forks: give the job "
                 "`permissions: pull-requests: write`, or set `comment: off`)") if exc.denied else ""

@@ -33,7 +33,7 @@ ANNOTATIONS_PER_KIND = 10
 # The REST contract and how patiently we follow it.
 API_VERSION = "2022-11-28"
 ACCEPT = "application/vnd.github+json"
-ACTIONS_BOT_LOGIN = "github-actions[bot]"
+VIEWER_QUERY = "query { viewer { login } }"
 COMMENTS_PER_PAGE = 100
 MAX_PAGES = 100
 MAX_ATTEMPTS = 5
@@ -376,17 +376,20 @@ class GitHubClient:
             url = _next_link(response.headers.get("link", ""))
         raise GitHubApiError(f"GET {path}: more than {MAX_PAGES} pages", 0)
 
-    def login(self) -> str:
-        """The token's own login; the Actions GITHUB_TOKEN may not read /user (403), so it is the Actions bot."""
+    def viewer_login(self) -> str | None:
+        """The token's own login through GraphQL `viewer { login }`, which answers user, Actions and App tokens
+        alike (REST /user refuses the last two); None when GraphQL cannot say."""
         try:
-            data = self.request("GET", "/user").data
+            data = self.request("POST", self._graphql_url(), {"query": VIEWER_QUERY}).data
         except GitHubApiError as exc:
-            if exc.status == 403:
-                return ACTIONS_BOT_LOGIN
-            raise
-        if not isinstance(data, dict) or not isinstance(data.get("login"), str):
-            raise GitHubApiError("GET /user: the answer has no login", 0)
-        return str(data["login"])
+            log.info("the token's login is unknown (%s): the comment is found by its marker alone", exc)
+            return None
+        login = ((data.get("data") or {}).get("viewer") or {}).get("login") if isinstance(data, dict) else None
+        return login if isinstance(login, str) and login else None
+
+    def _graphql_url(self) -> str:
+        # api.github.com/graphql; GitHub Enterprise Server: https://HOST/api/v3 -> https://HOST/api/graphql
+        return self.api_url.removesuffix("/v3") + "/graphql"
 
 
 # --- the sticky comment ------------------------------------------------------------------------------------
@@ -418,9 +421,15 @@ def pull_request_number(event: Mapping[str, Any]) -> int | None:
     return None
 
 
-def comment_marker(key: str) -> str:
-    """The hidden HTML marker that finds this gate's comment again; one sticky comment per checkpoint."""
-    return f"<!-- sft-gate: {re.sub(r'[^A-Za-z0-9._/]+', '-', key)} -->"
+def comment_marker(header: str) -> str:
+    """The hidden HTML marker that finds this gate's comment again: one sticky comment per header (the action's
+    `comment-header`, by default suite and checkpoint), so two gates on one pull request keep a comment each."""
+    return f"<!-- sft-gate: {re.sub(r'[^A-Za-z0-9._/]+', '-', header)} -->"
+
+
+def _same_login(author: str, viewer: str) -> bool:
+    # Apps show as `slug[bot]` on comments; be lenient about the suffix on either side.
+    return author.removesuffix("[bot]") == viewer.removesuffix("[bot]")
 
 
 def comment_body(result: Mapping[str, Any], marker: str) -> str:
@@ -429,13 +438,18 @@ def comment_body(result: Mapping[str, Any], marker: str) -> str:
 
 
 def upsert_comment(client: GitHubClient, pr: PullRequest, body: str, marker: str) -> tuple[CommentOutcome, int]:
-    """Create the marked comment once, then edit it in place; skip the edit when the body is unchanged."""
-    login = client.login()
+    """Create the marked comment once, then edit it in place; skip the edit when the body is unchanged.
+
+    Ours is the marked comment by the token's own login; when that is unknown, the marked comment by a bot (never a
+    person's comment that quotes the marker).
+    """
+    login = client.viewer_login()
     path = f"/repos/{pr.repository}/issues/{pr.number}/comments"
     for comment in client.paginate(f"{path}?per_page={COMMENTS_PER_PAGE}"):
-        author = (comment.get("user") or {}).get("login")
-        old = comment.get("body") or ""
-        if author == login and marker in old:
+        user = comment.get("user") or {}
+        author, old = str(user.get("login") or ""), comment.get("body") or ""
+        ours = _same_login(author, login) if login else user.get("type") == "Bot"
+        if ours and marker in old:
             if old.replace("\r\n", "\n") == body:
                 return CommentOutcome.UNCHANGED, int(comment["id"])
             client.request("PATCH", f"/repos/{pr.repository}/issues/comments/{comment['id']}", {"body": body})
