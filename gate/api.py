@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from gate import distributed
 from gate.backends import Endpoint, VllmOptions, parse_endpoint
@@ -230,7 +231,7 @@ def report(result_path: Path, fmt: ReportFormat = "md") -> str:
         return render_html(data) if fmt == "html" else render_markdown(data)
 
 
-def compare(a_path: Path, b_path: Path, fmt: ReportFormat = "md") -> str:
+def compare(a_path: Path, b_path: Path, fmt: Literal["md", "html", "json"] = "md") -> str:
     """Two saved results side by side and which checkpoint to ship; BadInputError if their suites differ."""
     a, b = load_result(a_path), load_result(b_path)
     with _needs_complete(a_path, b_path):
