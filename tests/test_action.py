@@ -86,7 +86,9 @@ def test_inputs_map_to_paths_references_and_budgets(tmp_path: Path) -> None:
     assert config.pull_request is None  # no comment: the event is not read
     with_comment = ActionConfig.from_env(env_for(tmp_path, checkpoint="checkpoints/lora"))
     assert with_comment.pull_request is not None and with_comment.pull_request.number == 42
-    assert with_comment.marker == comment_marker("checkpoints/lora")
+    assert with_comment.marker("core") == comment_marker("core checkpoints/lora")  # default: suite and checkpoint
+    headed = ActionConfig.from_env(env_for(tmp_path, checkpoint="checkpoints/lora", comment_header="GPU gate"))
+    assert headed.marker("core") == comment_marker("GPU gate")
 
 
 def test_the_token_never_shows_in_the_config(tmp_path: Path) -> None:
