@@ -102,6 +102,7 @@ def test_the_action_run_as_root_hands_readable_outputs_to_the_workspace_owner(
                                  umask=0o022)
         result = json.loads((workspace / "gate-out" / "result.json").read_text())
         assert process.returncode == result["exit_code"], process.stdout + process.stderr
+        assert "\r" not in process.stdout + process.stderr, "a progress bar drew in the workflow log"
 
         written = [workspace / "gate-out", workspace / ".gate-cache"]
         paths = [p for root in written for p in [root, *root.rglob("*")]]
