@@ -1,7 +1,7 @@
 """How scoring progress shows: live bars for a person at a terminal, plain throttled lines in a CI log.
 
-A log (stderr not a TTY, or `CI` set) gets no carriage-return bars from any library (tqdm in lm-eval, transformers,
-datasets, the hub, the gate's scorer): a log viewer shows each bar update as a line of its own. Instead
+A log (stdout or stderr not a TTY, or `CI` set) gets no carriage-return bars from any library (tqdm in lm-eval,
+transformers, datasets, the hub, the gate's scorer): a log viewer shows each bar update as a line of its own. Instead
 ItemProgress prints one plain line per model and task at most every PLAIN_INTERVAL seconds.
 """
 
@@ -17,8 +17,8 @@ _BAR_SWITCHES = ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DI
 
 
 def live_bars() -> bool:
-    """Whether progress bars are wanted: stderr is a terminal and no CI variable is set."""
-    return sys.stderr.isatty() and not os.environ.get("CI")
+    """Whether progress bars are wanted: stdout and stderr are a terminal and no CI variable is set."""
+    return sys.stdout.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
 
 
 def quiet_library_bars() -> None:

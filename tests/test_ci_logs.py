@@ -13,6 +13,31 @@ from fake_github import parse_github_output
 
 from gate.progress import ItemProgress
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _live_bars(*, stdout_tty: bool, stderr_tty: bool, ci: bool) -> bool:
+    """live_bars() in a fresh process whose stdout and stderr are a pseudo-terminal or a pipe."""
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | ({"CI": "true"} if ci else {})
+    env["PYTHONPATH"] = str(ROOT)
+    leader, follower = os.openpty()
+    try:
+        code = "import sys; from gate.progress import live_bars; sys.exit(0 if live_bars() else 1)"
+        process = subprocess.run([sys.executable, "-c", code], env=env, timeout=60, check=False,
+                                 stdout=follower if stdout_tty else subprocess.PIPE,
+                                 stderr=follower if stderr_tty else subprocess.PIPE)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    return process.returncode == 0
+
+
+def test_a_person_at_a_terminal_keeps_live_bars_and_a_log_never_gets_them() -> None:
+    assert _live_bars(stdout_tty=True, stderr_tty=True, ci=False)
+    assert not _live_bars(stdout_tty=True, stderr_tty=True, ci=True)
+    assert not _live_bars(stdout_tty=False, stderr_tty=True, ci=False)
+    assert not _live_bars(stdout_tty=True, stderr_tty=False, ci=False)
+
 
 def test_a_plain_progress_line_at_most_every_interval_with_items_rate_and_eta() -> None:
     now = [0.0]
