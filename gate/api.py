@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from gate import distributed
 from gate.backends import Endpoint, VllmOptions, parse_endpoint
@@ -73,7 +74,7 @@ def _check_task_keys(config: GateConfig, suite: Suite) -> None:
 
 
 def _task_result(
-    task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None
+    task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None, reached: bool
 ) -> TaskResult:
     spec = task.task.spec
     lost = [item for item in task.items if item.base_score > item.ckpt_score]
@@ -111,6 +112,7 @@ def _task_result(
         ],
         items=[[item.doc_id, item.base_score, item.ckpt_score] for item in task.items],
         diagnosis=diagnosis,
+        reached=reached,
     )
 
 
@@ -193,6 +195,7 @@ def build_result(
                 evaluation.reasons[task.task.spec.id],
                 evaluation.planned[task.task.spec.id],
                 diagnosis(task.task.spec),
+                task.task.spec.id not in evaluation.not_reached,
             )
             for task in evaluation.paired
         ],
@@ -242,7 +245,7 @@ def report(result_path: Path, fmt: ReportFormat = "md") -> str:
         return render_html(data) if fmt == "html" else render_markdown(data)
 
 
-def compare(a_path: Path, b_path: Path, fmt: ReportFormat = "md") -> str:
+def compare(a_path: Path, b_path: Path, fmt: Literal["md", "html", "json"] = "md") -> str:
     """Two saved results side by side and which checkpoint to ship; BadInputError if their suites differ."""
     a, b = load_result(a_path), load_result(b_path)
     with _needs_complete(a_path, b_path):

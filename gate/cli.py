@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
@@ -32,8 +33,9 @@ DATA_DIR_OPTION = click.option(
     "--data-dir",
     type=click.Path(path_type=Path),
     envvar="GATE_DATA_DIR",
+    show_envvar=True,
     default=None,
-    help="Offline mirror of the suite's datasets (env GATE_DATA_DIR).",
+    help="Offline mirror of the suite's datasets.",
 )
 
 
@@ -56,8 +58,14 @@ JUNIT_OPTION = click.option(
 CACHE_DIR_OPTION = click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
+    envvar="GATE_CACHE_DIR",
+    show_envvar=True,
     default=None,
-    help="Folder of cached per-item results (default: GATE_CACHE_DIR, else ~/.cache/sft-gate).",
+    help="Folder of cached per-item results (default: ~/.cache/sft-gate).",
+)
+JSON_FORMAT_OPTION = click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+    help="text for people, json for scripts.",
 )
 
 
@@ -100,6 +108,8 @@ def handles_errors(command: F) -> F:
 
 
 def _configure_logging(verbose: bool) -> None:
+    from gate.progress import quiet_library_bars
+
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -112,22 +122,33 @@ def _configure_logging(verbose: bool) -> None:
         # The libraries' download and loading bars would bury the gate's own progress lines and its one-line errors.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    quiet_library_bars()  # in a CI log, none of the libraries' carriage-return bars, verbose or not
 
 
-def _progress(start: float) -> Callable[[str], None]:
+def _progress(start: float, err: bool = True) -> Callable[[str], None]:
     def say(message: str) -> None:
-        click.echo(f"[gate {time.monotonic() - start:6.1f}s] {message}", err=True)
+        click.echo(f"[gate {time.monotonic() - start:6.1f}s] {message}", err=err)
 
     return say
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(package_name="sft-gate")
 def main() -> None:
     """A CI regression gate for fine-tuned LLM checkpoints.
 
     Scores a general-capability suite on the checkpoint and its base with lm-eval, decides with a paired
     statistical test whether it regressed beyond the budgets, and writes report.md and result.json.
+
+    \b
+    Environment:
+      GATE_CACHE_DIR   result cache folder (default ~/.cache/sft-gate)
+      GATE_DATA_DIR    offline mirror of the suites' datasets
+      CI               set: plain progress lines instead of progress bars
+      GITHUB_ACTIONS   true: `gate run` reports to GitHub Actions (--github)
+      OPENAI_API_KEY   key for --backend openai-compatible servers
+      HF_HUB_OFFLINE   1: never reach the hub (use a mirror and local models)
+    Shell completion (bash): eval "$(_GATE_COMPLETE=bash_source gate)"; zsh_source and fish_source likewise.
     """
     _TERMINATED.clear()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -139,9 +160,10 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-@main.command()
+@main.command(short_help="Gate a checkpoint against its base (exit 0 PASS, 1 regression).")
 @click.option(
-    "--ckpt", required=True, help="Checkpoint: model folder, PEFT adapter folder, .gguf file, hub id or alias."
+    "--ckpt", "--checkpoint", "ckpt", required=True,
+    help="Checkpoint: model folder, PEFT adapter folder, .gguf file, hub id or alias."
 )
 @click.option(
     "--base", default=None, help="Base model (default: the adapter's base, gate.yaml's, or smollm2-135m-instruct)."
@@ -183,6 +205,14 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @JUNIT_OPTION
 @CACHE_DIR_OPTION
 @click.option("--no-cache", is_flag=True, help="Score every item afresh; read and write no cached results.")
+@click.option(
+    "--github/--no-github",
+    default=False,
+    envvar="GITHUB_ACTIONS",
+    show_envvar=True,
+    help="Report to GitHub Actions: step summary, annotations, step outputs, ::group:: log sections.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines: only the verdict and where the reports are.")
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
 def run(
@@ -207,6 +237,8 @@ def run(
     ckpt_url: str | None,
     base_url: str | None,
     shard: str | None,
+    github: bool,
+    quiet: bool,
     verbose: bool,
 ) -> None:
     """Gate a checkpoint against its base; exit 0 PASS, 1 regression, 2 bad input, 3 runtime failure.
@@ -238,6 +270,12 @@ def run(
     if shard is not None:
         _run_shard(ckpt, shard, base, config, suite, out_dir, data_dir, batch_size, device, html or bool(junit_path))
         return
+    progress = _progress(time.monotonic(), err=not github) if distributed.is_main() and not quiet else None
+    groups = None
+    if github and progress is not None:
+        from gate.ci.github import LogGroups
+
+        progress = groups = LogGroups(progress)
     result = run_gate(
         ckpt,
         base=base,
@@ -247,18 +285,33 @@ def run(
         data_dir=data_dir,
         batch_size=batch_size,
         device=device,
-        progress=_progress(time.monotonic()) if distributed.is_main() else None,
+        progress=progress,
         html=html,
         cache_secret=_cache_secret(),
     )
+    if groups is not None:
+        groups.end()
     if not distributed.is_main():  # a data-parallel helper process: rank 0 reports; same verdict, same exit code
         sys.exit(result.exit_code)
+    if github:
+        _publish_to_workflow(result, out_dir)
     _finish(result, out_dir, html, junit_path)
 
 
 def _cache_secret() -> str | None:
     """GATE_CACHE_SECRET, read once and removed from the environment before any model or suite code runs."""
     return os.environ.pop(CACHE_SECRET_VARIABLE, None) or None
+def _publish_to_workflow(result: GateResult, out_dir: Path) -> None:
+    """`gate run --github`: what the Action reports, for a CLI run in a workflow (a job container, a GPU runner)."""
+    from gate.ci.github import publish_to_workflow, step_outputs
+
+    data = result.to_dict()
+    workspace = os.environ.get("GITHUB_WORKSPACE")
+    summary, output = os.environ.get("GITHUB_STEP_SUMMARY"), os.environ.get("GITHUB_OUTPUT")
+    publish_to_workflow(
+        data, step_outputs(data, out_dir, Path(workspace) if workspace else None),
+        summary_path=Path(summary) if summary else None, output_path=Path(output) if output else None,
+    )
 
 
 def _finish(result: GateResult, out_dir: Path, html: bool, junit_path: Path | None) -> None:
@@ -306,7 +359,7 @@ def _run_shard(
     click.echo(f"partial result: {path} (combine all shards with `gate merge`)")
 
 
-@main.command("merge")
+@main.command("merge", short_help="Combine the partial results of sharded runs into one verdict.")
 @click.argument("partials", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @OUT_OPTION
 @DATA_DIR_OPTION
@@ -328,7 +381,7 @@ def merge_command(
     _finish(result, out_dir, html, junit_path)
 
 
-@main.command("baseline")
+@main.command("baseline", short_help="Score the base on every suite item into the result cache.")
 @click.option("--base", default=None, help="Base model (default: gate.yaml's, or smollm2-135m-instruct).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml.")
 @click.option("--suite", default=None, help="Suite name or path to a suite folder.")
@@ -373,13 +426,16 @@ def baseline_command(
     )
 
 
-@main.command("plan")
+@main.command("plan", short_help="Items each task needs for its budget, and what they can detect.")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml.")
 @click.option("--suite", default=None, help="Suite name or path to a suite folder.")
 @DATA_DIR_OPTION
+@JSON_FORMAT_OPTION
 @click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 @handles_errors
-def plan_command(config_path: Path | None, suite: str | None, data_dir: Path | None, verbose: bool) -> None:
+def plan_command(
+    config_path: Path | None, suite: str | None, data_dir: Path | None, fmt: str, verbose: bool
+) -> None:
     """Items each task needs for its budget, and the smallest regression its item cap can detect.
 
     Example: gate plan --suite core --config gate.yaml
@@ -389,6 +445,11 @@ def plan_command(config_path: Path | None, suite: str | None, data_dir: Path | N
     from gate.sequential import SequentialPolicy
 
     rows = plan(config_path, suite=suite, data_dir=data_dir)
+    if fmt == "json":
+        from dataclasses import asdict
+
+        click.echo(json.dumps([asdict(row) for row in rows], indent=2))
+        return
     budget, detectable, certifiable = composite_plan(rows, config_path, suite=suite)
     policy = SequentialPolicy()
     click.echo(
@@ -419,25 +480,41 @@ def suites() -> None:
 
 
 @suites.command("list")
+@JSON_FORMAT_OPTION
 @handles_errors
-def suites_list() -> None:
+def suites_list(fmt: str) -> None:
     """List the built-in suites. Example: gate suites list"""
     from gate.suites import list_suites, load_suite
 
-    for name in list_suites():
-        suite = load_suite(name)
-        click.echo(f"{name:12} v{suite.version}  {len(suite.tasks):2} tasks  {suite.description}")
+    loaded = [load_suite(name) for name in list_suites()]
+    if fmt == "json":
+        click.echo(json.dumps([{"name": s.name, "version": s.version, "tasks": len(s.tasks),
+                                "description": s.description} for s in loaded], indent=2, ensure_ascii=False))
+        return
+    for suite in loaded:
+        click.echo(f"{suite.name:12} v{suite.version}  {len(suite.tasks):2} tasks  {suite.description}")
 
 
 @suites.command("show")
 @click.argument("name")
+@JSON_FORMAT_OPTION
 @handles_errors
-def suites_show(name: str) -> None:
-    """Show a suite's tasks, item caps, budgets and the regression each can see. Example: gate suites show core"""
+def suites_show(name: str, fmt: str) -> None:
+    """Show a suite's tasks, capabilities, item caps, budgets and the regression each can see.
+
+    Example: gate suites show core
+    """
     from gate.sequential import SequentialPolicy, plan
     from gate.suites import load_suite
 
     suite = load_suite(name)
+    if fmt == "json":
+        tasks = [{"id": s.id, "capability": s.capability, "metric": s.metric, "items": s.items, "budget": s.budget}
+                 for s in suite.tasks]
+        click.echo(json.dumps({"name": suite.name, "version": suite.version, "description": suite.description,
+                               "composite_budget": suite.composite_budget, "tasks": tasks}, indent=2,
+                              ensure_ascii=False))
+        return
     policy = SequentialPolicy(composite_budget=suite.composite_budget)
     continuous = [spec.id for spec in suite.tasks if spec.scores == "continuous"]
     caps = {spec.id: spec.items for spec in suite.tasks}
@@ -458,7 +535,7 @@ def suites_show(name: str) -> None:
     )
 
 
-@main.group()
+@main.group(short_help="Write an offline mirror of a suite's datasets.")
 def mirror() -> None:
     """Write an offline mirror of a suite's datasets (one `<task>_<split>.jsonl` per task split)."""
 
@@ -528,13 +605,14 @@ def report(result_path: Path, fmt: ReportFormat, out_path: Path | None) -> None:
     _emit(render_report(result_path, fmt), out_path)
 
 
-@main.command()
+@main.command(short_help="Two checkpoints' results side by side, and which one to ship.")
 @click.argument("a_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.argument("b_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=_FORMAT, default="md", show_default=True, help=_FORMAT_HELP)
+@click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
+              help=_FORMAT_HELP + " json: for scripts.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_OUT_HELP)
 @handles_errors
-def compare(a_path: Path, b_path: Path, fmt: ReportFormat, out_path: Path | None) -> None:
+def compare(a_path: Path, b_path: Path, fmt: Literal["md", "html", "json"], out_path: Path | None) -> None:
     """Show two checkpoints' results (same suite) side by side and which one to ship.
 
     Example: gate compare a/result.json b/result.json --format html --out ab.html

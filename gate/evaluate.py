@@ -54,6 +54,8 @@ class Evaluation:
     policy: dict[str, Any]
     looks: int
     matched: dict[str, MatchedItems] = field(default_factory=dict)  # by generation task, for its diagnosis
+    # Tasks the gate stopped before (fewer items than their first look): scored on one unit only to be listed.
+    not_reached: frozenset[str] = frozenset()
 
 
 def evidence_of(paired: Sequence[PairedTask], budgets: Mapping[str, float]) -> list[TaskEvidence]:
@@ -356,6 +358,11 @@ def evaluate_sequential(
         for t in verdict.tasks
     }
     decisions = {t.decision.name: t.decision for t in verdict.tasks}
+    first_look = {task_id: _next_stop(units[task_id], 0, policy.look_step(0), limit[task_id]) for task_id in units}
+    not_reached = frozenset(
+        task_id for task_id in units
+        if stream.scored(task_id) < first_look[task_id] and decisions[task_id].outcome is Outcome.WARN
+    )
     return Evaluation(
         outcome=verdict.outcome,
         paired=tuple(paired_tasks),
@@ -383,4 +390,5 @@ def evaluate_sequential(
         },
         looks=looks,
         matched=twin_matches(paired_tasks, decisions, models, progress),
+        not_reached=not_reached,
     )

@@ -10,7 +10,8 @@ from typing import Any
 from gate.errors import BadInputError
 
 # 1.1: waivers and per-task diagnosis, both optional (a 1.0 file reads as none of either).
-SCHEMA_VERSION = "1.1"
+# 1.2: per-task `reached`, false for a task the gate stopped before its first look (an older file reads as reached).
+SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class TaskResult:
     flipped: list[FlippedItem]
     items: list[list[float]]
     diagnosis: Diagnosis | None = None
+    reached: bool = True  # False: stopped before its first look; its one scored unit is no measurement
 
 
 @dataclass(frozen=True)

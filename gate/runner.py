@@ -389,6 +389,10 @@ def _score(
             n_items = sum(len(doc_ids[t.spec.id]) for t in group)
             mode = "with chat template" if use_template else "plain prompts"
             progress(f"scoring {model.describe()}: {len(group)} task(s), {n_items} items, {mode}")
+        from gate.scorer import GateHFLM
+
+        if isinstance(lm, GateHFLM):  # served models (lm-eval's API clients) have no plain progress lines
+            lm.say, lm.progress_name = progress, model.describe()
         try:
             results = _evaluate(
                 lm,

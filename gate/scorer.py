@@ -19,7 +19,7 @@ import json
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,9 @@ from lm_eval.models.huggingface import HFLM
 from safetensors.torch import save_file
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from gate.files import make_readable
 from gate.models import _sha256
+from gate.progress import ItemProgress, live_bars
 from gate.suites import cache_dir
 
 log = logging.getLogger("gate")
@@ -145,6 +147,8 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
     """lm-eval's HFLM with shared-prefix multiple-choice scoring; results match HFLM's to float rounding.
 
     Under `accelerate launch` it splits requests across the processes on CPUs too: HFLM only does with GPUs.
+    In a log (see gate.progress) its bars and lm-eval's are off, and `say`, when set, gets a plain progress line
+    per call at most every 30 s.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -152,6 +156,51 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
         accelerator = getattr(self, "accelerator", None)
         if accelerator is not None and self.world_size == 1 and accelerator.num_processes > 1:
             self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+        self.say: Callable[[str], None] | None = None
+        self.progress_name = "model"  # the runner names the model it scores
+        self._progress: ItemProgress | None = None
+        self._per_request = 0.0
+
+    @contextlib.contextmanager
+    def _counting(self, requests: Sequence[Any]) -> Iterator[bool]:
+        """Count the requests' items for plain progress lines; yields whether lm-eval's own bars stay off."""
+        if live_bars() or self.say is None or self.rank != 0 or not requests:
+            yield not live_bars()
+            return
+        items = len({(request.task_name, request.doc_id) for request in requests})
+        tasks = ", ".join(sorted({str(request.task_name) for request in requests}))
+        self._progress = ItemProgress(f"{self.progress_name} · {tasks}", items, self.say)
+        self._per_request = items / len(requests)
+        try:
+            yield True
+        finally:
+            self._progress = None
+
+    def _advance(self, requests: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(requests * self._per_request)
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Answer]:
+        """HFLM's, counted for progress lines; no bars in a log."""
+        with self._counting(requests) as quiet:
+            answers: list[Answer] = super().loglikelihood(requests, disable_tqdm=disable_tqdm or quiet)
+            return answers
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """HFLM's, counted for progress lines; no bars in a log."""
+        with self._counting(requests) as quiet:
+            texts: list[str] = super().generate_until(requests, disable_tqdm=disable_tqdm or quiet)
+            return texts
+
+    def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **kwargs: Any) -> Any:
+        out = super()._model_generate(context, max_length, stop, **kwargs)
+        self._advance(context.shape[0])
+        return out
+
+    def _model_call(self, inps: torch.Tensor, attn_mask: Any = None, labels: Any = None) -> Any:
+        out = super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+        self._advance(inps.shape[0])
+        return out
 
     def _loglikelihood_tokens(
         self,
@@ -185,6 +234,7 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
                         if requests[index][0] is not None:
                             self.cache_hook.add_partial("loglikelihood", requests[index][0], answer)
                     bar.update(len(indices))
+                    self._advance(len(indices))
         return [results[index] for index in range(len(requests))]
 
     def _can_pack(self, requests: Sequence[Request]) -> bool:
@@ -319,6 +369,7 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
+        make_readable(staging)
         options = {"gguf_file": gguf_path.name, "trust_remote_code": trust_remote_code}
         model = transformers.AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, dtype=torch.float32, **options

@@ -40,6 +40,7 @@ MIN_UNITS_TO_ESTIMATE_DISCORDANCE = 100
 COMPOSITE = "composite"
 FORMAT_ALIGNMENT = "format/alignment"
 KNOWLEDGE = "knowledge"
+UNDETERMINED = "undetermined"  # a drop is demonstrated, but neither the matched items nor the twin decide which
 
 
 class Outcome(str, enum.Enum):
@@ -358,17 +359,16 @@ def diagnose(
     MATCHED_ALPHA, at least MIN_MATCHED_ITEMS), "knowledge" when most are not. Otherwise task by task:
     "format/alignment" when the twin's accuracy holds (it PASSes, or its lower bound is above -twin_budget, the
     twin's budget before any waiver), since the model still ranks the right answers first but no longer says them;
-    "knowledge" when the twin drops too (FAILs, or its upper bound is below 0). None otherwise. A twin drop
-    demonstrated but within its budget still counts as holding. Never the verdict.
+    "knowledge" when the twin drops too (FAILs, or its upper bound is below 0); "undetermined" when neither
+    reading decides (the detail says how many matched items there were and how many are needed). None when no
+    drop is demonstrated. A twin drop demonstrated but within its budget still counts as holding. Never the verdict.
     """
     if not demonstrated_drop(generation):
         return None
     holds = twin.lower > -twin_budget or (twin.outcome is Outcome.PASS and twin.budget <= twin_budget)
     drops = twin.outcome is Outcome.FAIL or twin.upper < 0.0
     by_item = _matched_label(matched)
-    label = by_item or (FORMAT_ALIGNMENT if holds else KNOWLEDGE if drops else None)
-    if label is None:
-        return None
+    label = by_item or (FORMAT_ALIGNMENT if holds else KNOWLEDGE if drops else UNDETERMINED)
 
     def evidence(d: TaskDecision) -> str:
         return f"Δ {d.delta:+.1f} pts, interval [{d.lower:+.1f}, {d.upper:+.1f}]"
@@ -387,6 +387,11 @@ def diagnose(
         reading = "too few" if matched is not None and matched.matched < MIN_MATCHED_ITEMS else "no clear majority"
         items = "" if matched is None else f" ({matched.matched} lost answers matched on the same facts: {reading})"
         scope = f"task by task{items}: {tasks}"
+    if label == UNDETERMINED:
+        count = 0 if matched is None else matched.matched
+        needed = (f"{MIN_MATCHED_ITEMS} needed" if count < MIN_MATCHED_ITEMS
+                  else f"no clear majority at {MIN_MATCHED_ITEMS} or more")
+        return Diagnosis(label, f"{count} matched items, {needed}; {dropped}, and {tasks}")
     meaning = (
         "the right answers are still ranked first but no longer produced"
         if label == FORMAT_ALIGNMENT

@@ -1,6 +1,7 @@
 """A stand-in for GitHub's REST API on 127.0.0.1, strict about the documented contract for issue comments.
 
-It serves GET /user, GET/POST /repos/{owner}/{repo}/issues/{n}/comments (paginated with a Link header) and
+It serves GET /user, POST /graphql (the `viewer { login }` query only),
+GET/POST /repos/{owner}/{repo}/issues/{n}/comments (paginated with a Link header) and
 PATCH /repos/{owner}/{repo}/issues/comments/{id}. Every request must carry the Bearer token, the
 `application/vnd.github+json` Accept header, the API version header and a User-Agent; write requests must send
 a JSON object whose only key is a string `body` of at most 65,536 characters. Contract violations are recorded
@@ -21,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 API_VERSION = "2022-11-28"
 TOKEN = "ghs_" + "t0k3n" * 8
+ACTIONS_BOT_LOGIN = "github-actions[bot]"  # who the Actions GITHUB_TOKEN comments as
 FORBIDDEN = {"message": "Resource not accessible by integration",
              "documentation_url": "https://docs.github.com/rest/issues/comments#create-an-issue-comment"}
 _COMMENTS = re.compile(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)/comments$")
@@ -44,6 +46,8 @@ class FakeGitHub:
 
     token: str
     login: str | None = None  # None: /user answers 403, as it does for the Actions GITHUB_TOKEN
+    app: str | None = None  # a GitHub App installation token: comments as `<app>[bot]`, /user answers 403
+    graphql: bool = True  # False: POST /graphql fails, as on a server without it
     read_only: bool = False  # True: writes answer 403, as for a pull request from a fork
     page_size: int = 2  # GitHub caps per_page at 100; a smaller cap here makes every test page
     comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
@@ -108,8 +112,15 @@ class FakeGitHub:
         return None
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, dict[str, str], Any]:
+        if method == "POST" and path == "/graphql":
+            if not self.graphql:
+                return 502, {}, {"message": "Server Error"}
+            if not isinstance(body, dict) or "viewer" not in str(body.get("query", "")):
+                self.violations.append("POST /graphql: not the viewer query")
+                return 400, {}, {"message": "Problems parsing JSON"}
+            return 200, {}, {"data": {"viewer": {"login": self._author()}}}
         if method == "GET" and path == "/user":
-            if self.login is None:
+            if self.login is None or self.app is not None:
                 return 403, {}, {**FORBIDDEN, "documentation_url": "https://docs.github.com/rest/users/users"}
             return 200, {}, {"login": self.login, "id": 7, "type": "User"}
         if match := _COMMENTS.match(path):
@@ -133,7 +144,7 @@ class FakeGitHub:
         return 404, {}, {"message": "Not Found"}
 
     def _author(self) -> str:
-        return self.login or "github-actions[bot]"
+        return f"{self.app}[bot]" if self.app else self.login or ACTIONS_BOT_LOGIN
 
     def _write(self, body: Any, apply: Any) -> tuple[int, dict[str, str], Any]:
         if self.read_only:

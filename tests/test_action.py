@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
-from fake_github import TOKEN, FakeGitHub, parse_github_output, serving
+from fake_github import ACTIONS_BOT_LOGIN, TOKEN, FakeGitHub, parse_github_output, serving
 
 from gate.ci.action import REQUIRED_INPUTS, ActionConfig, main
-from gate.ci.github import ACTIONS_BOT_LOGIN, comment_marker
+from gate.ci.github import comment_marker
 from gate.errors import BadInputError, ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,9 @@ def test_inputs_map_to_paths_references_and_budgets(tmp_path: Path) -> None:
     assert config.pull_request is None  # no comment: the event is not read
     with_comment = ActionConfig.from_env(env_for(tmp_path, checkpoint="checkpoints/lora"))
     assert with_comment.pull_request is not None and with_comment.pull_request.number == 42
-    assert with_comment.marker == comment_marker("checkpoints/lora")
+    assert with_comment.marker("core") == comment_marker("core checkpoints/lora")  # default: suite and checkpoint
+    headed = ActionConfig.from_env(env_for(tmp_path, checkpoint="checkpoints/lora", comment_header="GPU gate"))
+    assert headed.marker("core") == comment_marker("GPU gate")
 
 
 def test_the_token_never_shows_in_the_config(tmp_path: Path) -> None:
@@ -195,8 +197,8 @@ def test_first_run_creates_the_comment_second_run_updates_it(workspace: Path) ->
         assert f"{result['verdict']}: {result['summary']}" in first.stdout
 
         ours = [c for c in github.comments[42] if c["user"]["login"] == ACTIONS_BOT_LOGIN]
-        assert len(ours) == 1 and ours[0]["body"] == f"{comment_marker('checkpoints/lora-a')}\n{files['report']}"
-        assert github.calls()[0] == ("GET", "/user")  # 403 for GITHUB_TOKEN: the Actions bot is the author
+        assert len(ours) == 1 and ours[0]["body"] == f"{comment_marker('tiny checkpoints/lora-a')}\n{files['report']}"
+        assert github.calls()[0] == ("POST", "/graphql")  # viewer { login }: the Actions bot
         assert github.calls()[-1] == ("POST", "/repos/octo-org/model-repo/issues/42/comments")
         assert f"pull-request #42 comment {ours[0]['id']} created" in first.stdout
 

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_github import TOKEN, FakeGitHub, parse_github_output, serving
+from fake_github import ACTIONS_BOT_LOGIN, TOKEN, FakeGitHub, parse_github_output, serving
 from fake_results import real_result, with_outcomes
 
 from gate.ci.github import (
-    ACTIONS_BOT_LOGIN,
     ANNOTATIONS_PER_KIND,
     COMMENT_LIMIT_CHARS,
     STEP_SUMMARY_LIMIT_BYTES,
@@ -154,7 +153,7 @@ def test_sticky_comment_is_found_created_updated_and_left_alone() -> None:
         assert pages == ["1", "2", "1"]  # both pages read (Link rel="next"), then the POST
         listed = [r for r in github.requests if r.method == "GET" and r.path.endswith("/comments")]
         assert all(r.query["per_page"] == ["100"] for r in listed)
-        assert github.calls()[0] == ("GET", "/user")
+        assert github.calls()[0] == ("POST", "/graphql")
         assert github.calls()[-1] == ("POST", "/repos/octo-org/model-repo/issues/42/comments")
 
         github.requests.clear()
@@ -165,7 +164,7 @@ def test_sticky_comment_is_found_created_updated_and_left_alone() -> None:
 
         github.requests.clear()
         assert upsert_comment(client, PR, f"{marker}\nsecond report", marker) == (CommentOutcome.UNCHANGED, first)
-        assert all(method == "GET" for method, _ in github.calls())
+        assert [call for call in github.calls() if call[0] != "GET"] == [("POST", "/graphql")]  # no write
 
         mine = [c for c in github.comments[42] if marker in c["body"] and c["user"]["login"] == ACTIONS_BOT_LOGIN]
         assert len(mine) == 1 and mine[0]["body"] == f"{marker}\nsecond report"
@@ -183,6 +182,35 @@ def test_a_token_that_can_read_user_matches_its_own_login() -> None:
         assert github.violations == []
 
 
+def test_an_app_token_finds_its_own_comment_and_two_headers_keep_a_comment_each() -> None:
+    cpu, gpu = comment_marker("core checkpoints/lora-a"), comment_marker("core checkpoints/lora-a on GPU")
+    with serving(FakeGitHub(token=TOKEN, app="gate-app")) as github:
+        github.add_comment(42, ACTIONS_BOT_LOGIN, f"{cpu}\nan older gate's, posted with GITHUB_TOKEN")
+        github.add_comment(42, "mona", f"quoting:\n{cpu}")
+        client = GitHubClient(github.url, TOKEN)
+        assert client.viewer_login() == "gate-app[bot]"  # REST /user refuses App tokens
+        created = {m: upsert_comment(client, PR, f"{m}\nfirst", m) for m in (cpu, gpu)}
+        assert {outcome for outcome, _ in created.values()} == {CommentOutcome.CREATED}
+        updated = {m: upsert_comment(client, PR, f"{m}\nsecond", m) for m in (cpu, gpu)}
+        assert updated == {m: (CommentOutcome.UPDATED, created[m][1]) for m in (cpu, gpu)}
+        ours = [c for c in github.comments[42] if c["user"]["login"] == "gate-app[bot]"]
+        assert sorted(c["body"] for c in ours) == sorted([f"{cpu}\nsecond", f"{gpu}\nsecond"])
+        assert [c["body"] for c in github.comments[42][:2]] == [f"{cpu}\nan older gate's, posted with GITHUB_TOKEN",
+                                                                f"quoting:\n{cpu}"]
+        assert github.violations == []
+
+
+def test_without_graphql_the_marker_on_a_bots_comment_finds_it() -> None:
+    marker = comment_marker("core ckpt")
+    with serving(FakeGitHub(token=TOKEN, graphql=False)) as github:
+        github.add_comment(42, "mona", f"quoting:\n{marker}")
+        ours = github.add_comment(42, ACTIONS_BOT_LOGIN, f"{marker}\nold")
+        client = GitHubClient(github.url, TOKEN, sleep=lambda _: None)
+        assert client.viewer_login() is None
+        assert upsert_comment(client, PR, f"{marker}\nnew", marker) == (CommentOutcome.UPDATED, ours["id"])
+        assert github.comments[42][0]["body"] == f"quoting:\n{marker}"
+
+
 def test_retries_5xx_and_rate_limits_with_the_waits_github_asks_for() -> None:
     waits: list[float] = []
     now = 1_700_000_000.0
@@ -195,7 +223,7 @@ def test_retries_5xx_and_rate_limits_with_the_waits_github_asks_for() -> None:
              {"message": "API rate limit exceeded"}),
         ]
         client = GitHubClient(github.url, TOKEN, sleep=waits.append, clock=lambda: now)
-        assert client.login() == "gate-bot"
+        assert client.viewer_login() == "gate-bot"
         assert waits == [1.0, 2.0, 3.0, 6.0]  # backoff, backoff, retry-after, until x-ratelimit-reset (+1 s)
         assert len(github.requests) == 5 and github.violations == []
 
@@ -221,7 +249,7 @@ def test_permission_denied_is_reported_not_retried() -> None:
         with pytest.raises(GitHubApiError, match="Resource not accessible by integration") as raised:
             upsert_comment(client, PR, "<!-- m -->\nreport", "<!-- m -->")
         assert raised.value.denied and raised.value.status == 403 and waits == []
-        assert [m for m, _ in github.calls()] == ["GET", "GET", "POST"]
+        assert [m for m, _ in github.calls()] == ["POST", "GET", "POST"]
         assert TOKEN not in str(raised.value) and TOKEN not in repr(client)
 
 

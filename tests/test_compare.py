@@ -56,6 +56,13 @@ def test_compare_ships_the_pass_over_the_warn_in_either_order(
     assert warn["checkpoint"]["fingerprint"] in page and passed["checkpoint"]["fingerprint"] in page
     assert external_references(page) == []
 
+    code, text, _ = _compare(a, b, "--format", "json")
+    data = json.loads(text)
+    assert code == ExitCode.OK and data["choice"] == "B" and (data["A"]["verdict"], data["B"]["verdict"]) == (
+        "WARN", "PASS")
+    assert [t["id"] for t in data["tasks"]] == [t["id"] for t in warn["tasks"]]
+    assert data["tasks"][0]["A"]["delta"] == warn["tasks"][0]["delta"] and data["tasks"][0]["B"]["reached"]
+
 
 def test_compare_refuses_results_of_different_item_samples(
     tmp_path: Path, tiny_model: Path, tiny_suite: Path

@@ -18,6 +18,8 @@ from gate.suites import load_suite, prepare_tasks, suites_root
 from gate.verdict import (
     FORMAT_ALIGNMENT,
     KNOWLEDGE,
+    MIN_MATCHED_ITEMS,
+    UNDETERMINED,
     MatchedItems,
     Policy,
     TaskDecision,
@@ -74,7 +76,7 @@ def test_the_label_follows_the_demonstrated_drops(gen: TaskEvidence, mc: TaskEvi
     assert "Compared task by task" in diagnosis.detail and "item by item" not in diagnosis.detail
 
 
-def test_an_undemonstrated_drop_or_an_undecided_twin_gets_no_label() -> None:
+def test_an_undemonstrated_drop_gets_no_diagnosis_and_an_undecided_twin_says_undetermined() -> None:
     # 12 points down on 25 items: an estimate, not a demonstration.
     small_drop = evidence("gen", 25, right=15, lost=3, gained=0, budget=GEN_BUDGET)
     gen, mc = decisions(small_drop, MC_HOLDS, "fixed")
@@ -84,7 +86,14 @@ def test_an_undemonstrated_drop_or_an_undecided_twin_gets_no_label() -> None:
     unsure_twin = evidence("mc", 12, right=8, lost=2, gained=1, budget=MC_BUDGET)
     gen, mc = decisions(GEN_DROPS, unsure_twin, "fixed")
     assert mc.lower <= -MC_BUDGET and mc.upper >= 0
-    assert diagnose(gen, mc, MC_BUDGET) is None
+    for matched, count in ((None, 0), (MatchedItems(24, 4, 2), 4)):
+        diagnosis = diagnose(gen, mc, MC_BUDGET, matched)
+        assert diagnosis is not None and diagnosis.label == UNDETERMINED
+        assert diagnosis.detail.startswith(f"{count} matched items, {MIN_MATCHED_ITEMS} needed; gen dropped (Δ -40.0")
+        assert "its log-likelihood twin mc was not decided" in diagnosis.detail
+    split = diagnose(gen, mc, MC_BUDGET, MatchedItems(24, 20, 10))
+    assert split is not None and split.label == UNDETERMINED
+    assert split.detail.startswith(f"20 matched items, no clear majority at {MIN_MATCHED_ITEMS} or more;")
 
 
 def test_a_waived_twin_budget_does_not_pass_for_holding() -> None:

@@ -13,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 from helpers import chromium_render
 
+from gate.ci.github import task_annotations
 from gate.cli import main
 from gate.errors import ExitCode
+from gate.report.junit import render_junit
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +64,19 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     # It still ranks the right answers first, as multiple choice on the very facts it lost in generation.
     facts = next(t for t in result["tasks"] if t["id"] == "core_facts_gen")
     assert facts["diagnosis"]["label"] == "format/alignment" and "item by item" in facts["diagnosis"]["detail"]
+    # Tasks the gate stopped before their first look show no scores, delta or interval anywhere.
+    not_reached = [t for t in result["tasks"] if not t["reached"]]
+    assert not_reached and all(t["outcome"] == "WARN" and t["n_items"] < 25 for t in not_reached)
+    html = (tmp_path / "out" / "report.html").read_text()
+    junit, annotations = render_junit(result), "\n".join(task_annotations(result, per_kind=100))
+    for task in not_reached:
+        name = task["id"].replace("_", "\\_")  # as the markdown escapes it
+        row = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
+        assert row.startswith(f"| {name} | {task['capability']} | | | | | −") and "not reached" in row
+        assert f"{task['delta']:+.1f}" not in row
+        assert f"<tr class=\"not-reached\"><td>{task['id']}</td>" in html
+        assert f'<skipped message="{task["id"]}: not reached: the gate stopped' in junit
+        assert f"::{task['id']}: not reached: the gate stopped" in annotations
     if shutil.which("chromium"):  # the sign-off page, as a person sees it
         png = tmp_path / "report.png"
         text = chromium_render(tmp_path / "out" / "report.html", png)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -16,14 +17,41 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
         check=True,
     )
-    (wheel,) = out.glob("sft_gate-*.whl")
+    (path,) = out.glob("sft_gate-*.whl")
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel: Path) -> set[str]:
     return set(zipfile.ZipFile(wheel).namelist())
+
+
+@pytest.fixture(scope="module")
+def wheel_metadata(wheel: Path, wheel_names: set[str]) -> str:
+    (name,) = [n for n in wheel_names if n.endswith(".dist-info/METADATA")]
+    return zipfile.ZipFile(wheel).read(name).decode()
+
+
+def test_wheel_carries_the_licence_and_tells_pypi_what_it_is(wheel_names: set[str], wheel_metadata: str) -> None:
+    (licence,) = [n for n in wheel_names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert licence and "License-Expression: Apache-2.0" in wheel_metadata
+    assert "Project-URL: Homepage, " in wheel_metadata and "Classifier: Typing :: Typed" in wheel_metadata
+    assert "Provides-Extra: dev" not in wheel_metadata  # the dev tools are a dependency group, never published
+
+
+def test_sdist_carries_the_licence(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "hatchling", "build", "-t", "sdist", "-d", str(tmp_path)], cwd=REPO,
+                   check=True, capture_output=True)
+    (sdist,) = tmp_path.glob("sft_gate-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+    assert "sft_gate-0.1.0/LICENSE" in names and "sft_gate-0.1.0/PKG-INFO" in names
 
 
 def test_wheel_carries_every_suite_file(wheel_names: set[str]) -> None:

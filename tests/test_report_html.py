@@ -154,12 +154,12 @@ def test_a_diagnosis_shows_beside_its_task_and_older_results_without_one_still_r
     tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
 ) -> None:
     data = gate_run(other_tiny_model, tiny_model, tiny_suite, out=None)
-    assert data["schema_version"] == "1.1" and data["waivers"] == [] and data["tasks"][0]["diagnosis"] is None
+    assert data["schema_version"] == "1.2" and data["waivers"] == [] and data["tasks"][0]["diagnosis"] is None
     plain = {"md": render_markdown(data), "html": render_html(data)}
     assert all("Diagnosis" not in text and "Waivers" not in text for text in plain.values())
-    # A 1.0 result has neither field: it renders exactly as a 1.1 result with none of either.
+    # A 1.0 result has none of the later fields: it renders exactly as a 1.2 result with no waiver or diagnosis.
     old = {**data, "schema_version": "1.0", "tasks": [dict(data["tasks"][0])]}
-    del old["waivers"], old["tasks"][0]["diagnosis"]
+    del old["waivers"], old["tasks"][0]["diagnosis"], old["tasks"][0]["reached"]
     assert render_markdown(old) == plain["md"]
 
     detail = "tiny_mc dropped (Δ -40.0 pts) while its twin <i>held</i> @octocat"
@@ -171,3 +171,9 @@ def test_a_diagnosis_shows_beside_its_task_and_older_results_without_one_still_r
     assert '<td>tiny_mc<br><span class="diagnosis">format/alignment</span></td>' in html
     assert "<h2>Diagnosis (reported, never the verdict)</h2>" in html and "&lt;i&gt;held&lt;/i&gt;" in html
     assert "<i>held" not in html
+
+    undecided = "3 matched items, 10 needed; tiny_mc dropped (Δ -40.0 pts), and its twin was not decided"
+    data["tasks"][0]["diagnosis"] = {"label": "undetermined", "detail": undecided}
+    markdown, html = render_markdown(data), render_html(data)
+    assert "- tiny\\_mc: **undetermined**: 3 matched items, 10 needed; " in markdown
+    assert '<td>tiny_mc</td><td>undetermined</td><td>3 matched items, 10 needed; ' in html

@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,18 +37,18 @@ from gate.ci.github import (
     GitHubApiError,
     GitHubClient,
     PullRequest,
-    append_step_summary,
+    attempt,
     check_api_url,
     comment_body,
     comment_marker,
+    publish_to_workflow,
     pull_request_number,
-    set_outputs,
-    task_annotations,
+    step_outputs,
     upsert_comment,
 )
 from gate.ci.inert import CommandLogHandler, InertStream
 from gate.errors import BadInputError, ExitCode, GateError, one_line
-from gate.report.decisions import regressed
+from gate.files import chown_tree
 from gate.result import GateResult
 
 REQUIRED_INPUTS = ("checkpoint",)
@@ -167,10 +167,15 @@ class ActionConfig:
     output_path: Path | None
     api_url: str
     pull_request: PullRequest | None
-    marker: str
+    comment_header: str  # "" for the default: suite and checkpoint
+    checkpoint_input: str  # as written in the workflow: stable across runners, unlike the resolved path
     allow_code: frozenset[str] = frozenset()
     github_token: str = field(default="", repr=False)
     cache_secret: str = field(default="", repr=False)
+
+    def marker(self, suite_name: str) -> str:
+        """The sticky comment's marker: the comment-header input, else the suite and the checkpoint."""
+        return comment_marker(self.comment_header or f"{suite_name} {self.checkpoint_input}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ActionConfig:
@@ -228,7 +233,8 @@ class ActionConfig:
             output_path=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
             api_url=api_url,
             pull_request=pull_request,
-            marker=comment_marker(_input(env, "checkpoint")),  # as written in the workflow: stable across runners
+            comment_header=_input(env, "comment-header"),
+            checkpoint_input=_input(env, "checkpoint"),
             allow_code=allow_code,
             github_token=token,
             cache_secret=_input(env, "cache-key-secret"),
@@ -258,7 +264,8 @@ def run_gate(config: ActionConfig) -> GateResult:
 
     return run(
         config.checkpoint, base=config.base, config=gate_config, suite=config.suite, out_dir=config.out_dir,
-        data_dir=config.data_dir, progress=log.info, outside_links="refuse", cache_secret=config.cache_secret or None,
+        data_dir=config.data_dir, progress=log.info, html=True, outside_links="refuse",
+        cache_secret=config.cache_secret or None,
     )
 
 
@@ -268,34 +275,14 @@ def _comment(config: ActionConfig, data: Mapping[str, Any]) -> None:
         return
     client = GitHubClient(config.api_url, config.github_token)
     try:
-        body = comment_body(data, config.marker)
-        outcome, comment_id = upsert_comment(client, config.pull_request, body, config.marker)
+        marker = config.marker(str(data["suite"]["name"]))
+        outcome, comment_id = upsert_comment(client, config.pull_request, comment_body(data, marker), marker)
     except GitHubApiError as exc:
         hint = (" (the token may not comment here, as on pull requests from forks: give the job "
                 "`permissions: pull-requests: write`, or set `comment: off`)") if exc.denied else ""
         log.warning("the pull-request comment was not posted: %s%s; the verdict stands", exc, hint)
         return
     log.info("pull-request #%d comment %d %s", config.pull_request.number, comment_id, outcome.value)
-
-
-def _emit_command(line: str) -> None:
-    """A workflow command of the gate's own, through the one trusted path when stdout is made inert."""
-    if isinstance(sys.stdout, InertStream):
-        sys.stdout.command(line)
-    else:
-        print(line, flush=True)
-
-
-def _reporting(what: str) -> Callable[[Callable[[], None]], None]:
-    """Run one reporting step; a failure is a warning naming it, and the verdict's exit code stands."""
-
-    def attempt(step: Callable[[], None]) -> None:
-        try:
-            step()
-        except Exception as exc:
-            log.warning("%s was not written (%s: %s); the verdict stands", what, type(exc).__name__, exc)
-
-    return attempt
 
 
 def report(config: ActionConfig, result: GateResult) -> None:
@@ -305,30 +292,11 @@ def report(config: ActionConfig, result: GateResult) -> None:
     """
     data = result.to_dict()
     log.info("%s: %s", result.verdict, result.summary)
-
-    def annotations() -> None:
-        # One annotation per kind is kept free for this step's own warning (a comment that could not be posted).
-        for line in task_annotations(data, per_kind=ANNOTATIONS_PER_KIND - 1):
-            _emit_command(line)
-
-    def outputs(path: Path) -> None:
-        where = config.out_dir.relative_to(config.workspace.resolve())
-        set_outputs(path, {
-            "verdict": result.verdict,
-            "report-path": (where / "report.md").as_posix(),
-            "result-path": (where / "result.json").as_posix(),
-            "regressed-tasks": ",".join(regressed(data)),
-        })
-
-    _reporting("the annotations")(annotations)
-    if config.summary_path is not None:
-        summary_path = config.summary_path
-        _reporting("the step summary")(lambda: append_step_summary(summary_path, data))
-    if config.output_path is not None:
-        output_path = config.output_path
-        _reporting("the step outputs")(lambda: outputs(output_path))
+    # One annotation per kind is kept free for this step's own warning (a comment that could not be posted).
+    publish_to_workflow(data, step_outputs(data, config.out_dir, config.workspace), summary_path=config.summary_path,
+                        output_path=config.output_path, per_kind=ANNOTATIONS_PER_KIND - 1)
     if config.comment:
-        _reporting("the pull-request comment")(lambda: _comment(config, data))
+        attempt("the pull-request comment", lambda: _comment(config, data))
 
 
 # Set by SIGTERM: whatever error then surfaces (a library may catch the interrupt and raise its own) is the stop.
@@ -341,8 +309,25 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def hand_over_outputs(config: ActionConfig) -> None:
+    """As root (a Docker action's user), give the report folder and the cache to the workspace's owner.
+
+    The steps after this one (upload-artifact, cache save, a script reading result.json) run as the runner's user.
+    """
+    if os.geteuid() != 0:
+        return
+    owner = config.workspace.stat()
+    if owner.st_uid == 0:
+        return
+    failed = chown_tree([config.out_dir, config.cache_dir], owner.st_uid, owner.st_gid)
+    if failed:
+        log.warning("%d files could not be handed to the workspace owner (uid %d), e.g. %s",
+                    len(failed), owner.st_uid, failed[0])
+
+
 def main(env: Mapping[str, str] | None = None) -> int:
     """Run the action; returns the gate's exit code (0 pass, 1 regression, 2 bad input, 3 runtime failure)."""
+    config: ActionConfig | None = None
     try:
         config = ActionConfig.from_env(os.environ if env is None else env)
         remove_secrets(os.environ)
@@ -360,12 +345,19 @@ def main(env: Mapping[str, str] | None = None) -> int:
         traceback.print_exc()
         log.error("gate: unexpected %s: %s", type(exc).__name__, one_line(str(exc)))
         return int(ExitCode.RUNTIME)
+    finally:
+        if config is not None:
+            hand_over_outputs(config)
     report(config, result)
     return result.exit_code
 
 
 def _configure_output() -> None:
-    """Inert stdout and stderr, and the gate's log on stdout: warnings and errors as annotations."""
+    """Inert stdout and stderr, no library progress bars, and the gate's log on stdout: warnings and errors as
+    annotations."""
+    from gate.progress import quiet_library_bars
+
+    quiet_library_bars()  # a workflow log is never a terminal
     sys.stdout = InertStream(sys.stdout)
     sys.stderr = InertStream(sys.stderr)
     root = logging.getLogger()

@@ -11,6 +11,7 @@ import ipaddress
 import json
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -20,7 +21,7 @@ from typing import Any
 from urllib import error, parse, request
 
 from gate.errors import GateError
-from gate.report.decisions import decisions
+from gate.report.decisions import decisions, regressed
 from gate.report.escape import clean_text
 from gate.report.markdown import MAX_FLIPPED_PER_TASK, render_markdown
 from gate.verdict import Outcome
@@ -33,7 +34,7 @@ ANNOTATIONS_PER_KIND = 10
 # The REST contract and how patiently we follow it.
 API_VERSION = "2022-11-28"
 ACCEPT = "application/vnd.github+json"
-ACTIONS_BOT_LOGIN = "github-actions[bot]"
+VIEWER_QUERY = "query { viewer { login } }"
 COMMENTS_PER_PAGE = 100
 MAX_PAGES = 100
 MAX_ATTEMPTS = 5
@@ -133,6 +134,85 @@ def task_annotations(result: Mapping[str, Any], per_kind: int = ANNOTATIONS_PER_
             lines.append(workflow_command(kind, f"{len(rest)} more {outcome} tasks: {names} (see the report)",
                                           title=f"gate {outcome}: {len(rest)} more"))
     return lines
+
+
+def publish_to_workflow(
+    result: Mapping[str, Any],
+    outputs: Mapping[str, str],
+    *,
+    summary_path: Path | None,
+    output_path: Path | None,
+    per_kind: int = ANNOTATIONS_PER_KIND,
+) -> None:
+    """Annotations on stdout, the report in the step summary and the step outputs, each where GitHub provides it.
+
+    Each step on its own: a summary file that cannot be written does not stop the outputs.
+    """
+
+    def annotations() -> None:
+        for line in task_annotations(result, per_kind=per_kind):
+            emit_command(line)
+
+    attempt("the annotations", annotations)
+    if summary_path is not None:
+        attempt("the step summary", lambda: append_step_summary(summary_path, result))
+    if output_path is not None:
+        attempt("the step outputs", lambda: set_outputs(output_path, outputs))
+
+
+def emit_command(line: str) -> None:
+    """A workflow command of the gate's own: through the trusted path where stdout is made inert (the Action)."""
+    command = getattr(sys.stdout, "command", None)
+    if command is not None:
+        command(line)
+    else:
+        print(line, flush=True)
+
+
+def attempt(what: str, step: Callable[[], None]) -> None:
+    """Run one reporting step; a failure is a warning naming it, and the verdict's exit code stands."""
+    try:
+        step()
+    except Exception as exc:
+        log.warning("%s was not written (%s: %s); the verdict stands", what, type(exc).__name__, exc)
+
+
+def step_outputs(result: Mapping[str, Any], out_dir: Path, workspace: Path | None) -> dict[str, str]:
+    """The step outputs action.yml declares; report paths relative to the workspace where they lie inside it."""
+    def where(name: str) -> str:
+        path = (out_dir / name).resolve()
+        inside = workspace is not None and path.is_relative_to(workspace.resolve())
+        return (path.relative_to(workspace.resolve()) if inside and workspace else path).as_posix()
+
+    return {
+        "verdict": str(result["verdict"]),
+        "report-path": where("report.md"),
+        "result-path": where("result.json"),
+        "regressed-tasks": ",".join(regressed(result)),
+    }
+
+
+class LogGroups:
+    """Progress lines on stdout, each model's scoring folded into a `::group::` that the next one (or a look) ends."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say, self.open = say, False
+
+    def __call__(self, message: str) -> None:
+        """Open a group on a `scoring ...` line; end it on any other gate line (a look, a cache reuse)."""
+        if message.startswith("scoring "):
+            self.end()
+            emit_command(f"::group::{_escape_data(message)}")
+            self.open = True
+        elif message.startswith("look "):
+            self.end()
+        self.say(message)
+
+    def end(self) -> None:
+        """Close the open group, if any."""
+        if self.open:
+            emit_command("::endgroup::")
+            self.open = False
 
 
 class WorkflowCommandFormatter(logging.Formatter):
@@ -321,17 +401,20 @@ class GitHubClient:
             url = _next_link(response.headers.get("link", ""))
         raise GitHubApiError(f"GET {path}: more than {MAX_PAGES} pages", 0)
 
-    def login(self) -> str:
-        """The token's own login; the Actions GITHUB_TOKEN may not read /user (403), so it is the Actions bot."""
+    def viewer_login(self) -> str | None:
+        """The token's own login through GraphQL `viewer { login }`, which answers user, Actions and App tokens
+        alike (REST /user refuses the last two); None when GraphQL cannot say."""
         try:
-            data = self.request("GET", "/user").data
+            data = self.request("POST", self._graphql_url(), {"query": VIEWER_QUERY}).data
         except GitHubApiError as exc:
-            if exc.status == 403:
-                return ACTIONS_BOT_LOGIN
-            raise
-        if not isinstance(data, dict) or not isinstance(data.get("login"), str):
-            raise GitHubApiError("GET /user: the answer has no login", 0)
-        return str(data["login"])
+            log.info("the token's login is unknown (%s): the comment is found by its marker alone", exc)
+            return None
+        login = ((data.get("data") or {}).get("viewer") or {}).get("login") if isinstance(data, dict) else None
+        return login if isinstance(login, str) and login else None
+
+    def _graphql_url(self) -> str:
+        # api.github.com/graphql; GitHub Enterprise Server: https://HOST/api/v3 -> https://HOST/api/graphql
+        return self.api_url.removesuffix("/v3") + "/graphql"
 
 
 # --- the sticky comment ------------------------------------------------------------------------------------
@@ -363,9 +446,15 @@ def pull_request_number(event: Mapping[str, Any]) -> int | None:
     return None
 
 
-def comment_marker(key: str) -> str:
-    """The hidden HTML marker that finds this gate's comment again; one sticky comment per checkpoint."""
-    return f"<!-- sft-gate: {re.sub(r'[^A-Za-z0-9._/]+', '-', key)} -->"
+def comment_marker(header: str) -> str:
+    """The hidden HTML marker that finds this gate's comment again: one sticky comment per header (the action's
+    `comment-header`, by default suite and checkpoint), so two gates on one pull request keep a comment each."""
+    return f"<!-- sft-gate: {re.sub(r'[^A-Za-z0-9._/]+', '-', header)} -->"
+
+
+def _same_login(author: str, viewer: str) -> bool:
+    # Apps show as `slug[bot]` on comments; be lenient about the suffix on either side.
+    return author.removesuffix("[bot]") == viewer.removesuffix("[bot]")
 
 
 def comment_body(result: Mapping[str, Any], marker: str) -> str:
@@ -374,13 +463,18 @@ def comment_body(result: Mapping[str, Any], marker: str) -> str:
 
 
 def upsert_comment(client: GitHubClient, pr: PullRequest, body: str, marker: str) -> tuple[CommentOutcome, int]:
-    """Create the marked comment once, then edit it in place; skip the edit when the body is unchanged."""
-    login = client.login()
+    """Create the marked comment once, then edit it in place; skip the edit when the body is unchanged.
+
+    Ours is the marked comment by the token's own login; when that is unknown, the marked comment by a bot (never a
+    person's comment that quotes the marker).
+    """
+    login = client.viewer_login()
     path = f"/repos/{pr.repository}/issues/{pr.number}/comments"
     for comment in client.paginate(f"{path}?per_page={COMMENTS_PER_PAGE}"):
-        author = (comment.get("user") or {}).get("login")
-        old = comment.get("body") or ""
-        if author == login and marker in old:
+        user = comment.get("user") or {}
+        author, old = str(user.get("login") or ""), comment.get("body") or ""
+        ours = _same_login(author, login) if login else user.get("type") == "Bot"
+        if ours and marker in old:
             if old.replace("\r\n", "\n") == body:
                 return CommentOutcome.UNCHANGED, int(comment["id"])
             client.request("PATCH", f"/repos/{pr.repository}/issues/comments/{comment['id']}", {"body": body})

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from gate.core_items.formatting import format_gen
 from gate.core_items.instructions import instructions_gen
 from gate.core_items.logic import logic_mc
 from gate.core_items.reading import reading_mc
+from gate.files import atomic_write_bytes
 
 Generator = Callable[[random.Random, int], list[Doc]]
 
@@ -83,20 +82,8 @@ def write_items(directory: Path, seed: int, pool_sizes: Mapping[str, int] | None
             json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n"
             for doc in generate(task_id, seed, sizes[task_id])
         )
-        paths[task_id] = _write_atomically(directory / f"{task_id}.jsonl", "".join(lines).encode())
+        paths[task_id] = atomic_write_bytes(directory / f"{task_id}.jsonl", "".join(lines).encode())
     return paths
-
-
-def _write_atomically(path: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 __all__ = ["DEFAULT_POOL_SIZES", "GENERATORS", "generate", "write_items"]

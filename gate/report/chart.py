@@ -31,8 +31,9 @@ class Series:
 
 
 def chart_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tasks grouped by capability, then the composite (which has a delta but no scores) as its own row."""
-    rows = sorted(result["tasks"], key=lambda task: (task["capability"], task["id"]))
+    """Tasks grouped by capability (not those the gate never reached), then the composite (a delta, no scores)."""
+    reached = [task for task in result["tasks"] if task.get("reached", True)]
+    rows = sorted(reached, key=lambda task: (task["capability"], task["id"]))
     if result["composite"] is not None:
         rows.append({**result["composite"], "id": "composite", "capability": "all tasks"})
     return rows

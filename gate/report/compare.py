@@ -7,6 +7,7 @@ every task) over a WARN (not shown somewhere); then the better composite delta.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -130,8 +131,26 @@ def compare_results(a: dict[str, Any], b: dict[str, Any], sources: tuple[str, st
     return Comparison(side_a, side_b, rows, choice, reason, _warnings(side_a, side_b))
 
 
-def render_comparison(comparison: Comparison, fmt: Literal["md", "html"]) -> str:
-    """The comparison as a markdown comment or a self-contained HTML page."""
+def _side(task: dict[str, Any]) -> dict[str, Any]:
+    keys = ("outcome", "delta", "lower", "upper", "budget", "n_items")
+    return {key: task.get(key) for key in keys} | {"reached": task.get("reached", True)}
+
+
+def comparison_data(comparison: Comparison) -> dict[str, Any]:
+    """The comparison as plain JSON-ready data: the choice, why, warnings, and each task on both sides."""
+    sides: dict[str, Any] = {side.name: {"source": side.source, "verdict": side.result["verdict"],
+                         "checkpoint": side.result["checkpoint"]["reference"],
+                         "composite_delta": side.composite_delta()} for side in (comparison.a, comparison.b)}
+    return {
+        "choice": comparison.choice, "reason": comparison.reason, "warnings": comparison.warnings, **sides,
+        "tasks": [{"id": a["id"], "A": _side(a), "B": _side(b)} for a, b in comparison.rows],
+    }
+
+
+def render_comparison(comparison: Comparison, fmt: Literal["md", "html", "json"]) -> str:
+    """The comparison as a markdown comment, a self-contained HTML page, or JSON."""
+    if fmt == "json":
+        return json.dumps(comparison_data(comparison), indent=2, ensure_ascii=False) + "\n"
     if fmt == "md":
         return markdown.environment().get_template("compare.md.j2").render(c=comparison)
     rows = chart_rows(comparison.a.result)

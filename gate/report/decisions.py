@@ -24,7 +24,12 @@ class Decision:
     line: str
 
 
+NOT_REACHED = "not reached: the gate stopped at the first demonstrated FAIL before this task's first look"
+
+
 def _line(name: str, entry: Mapping[str, Any], waived: bool) -> str:
+    if not entry.get("reached", True):
+        return f"{name}: {NOT_REACHED}"
     items = f", {entry['n']} items" if "n" in entry else ""
     return (
         f"{name}: {_EXPLAINED[entry['outcome']]}: Δ {entry['delta']:+.1f} pts, "
