@@ -104,3 +104,98 @@ def test_scorer_matches_hflm_on_token_boundaries(name: str, family_models: Any, 
     _compare(reference.loglikelihood(long), scorer.loglikelihood(long), TOLERANCE)
     if window:
         assert any(len(ctx) + len(cont) > window for ctx, cont in (scorer._encode_pair(*r.args) for r in long))
+
+
+WORDS = "apple river stone cloud tiger violin orange castle pepper rocket garden silver lemon mirror candle ocean".split()
+FAMILY_TASK = """\
+task: family_mc
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: family_mc.jsonl
+test_split: test
+output_type: multiple_choice
+doc_to_text: "Question: {{question}}\\nAnswer:"
+doc_to_choice: "{{choices}}"
+doc_to_target: "{{answer}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""
+ITEMS = 40
+
+
+def _family_suite(folder: Path, scorer: GateHFLM) -> Path:
+    """A 40-item multiple-choice suite whose answers are the base's own choices: the base scores 100%, and a model
+    that moved away from it loses accuracy exactly where it disagrees."""
+    generator = torch.Generator().manual_seed(7)
+    docs = []
+    for i in range(ITEMS):
+        picks = torch.randperm(len(WORDS), generator=generator)[:4].tolist()
+        docs.append({"question": f"Which word comes {i}th?", "choices": [WORDS[p] for p in picks]})
+    requests = _instances([(f"Question: {d['question']}\nAnswer:", f" {c}") for d in docs for c in d["choices"]])
+    scores = [ll for ll, _ in scorer.loglikelihood(requests)]
+    suite, mirror = folder / "suite", folder / "mirror"
+    suite.mkdir(parents=True)
+    mirror.mkdir()
+    with (mirror / "family_mc.jsonl").open("w") as handle:
+        for i, doc in enumerate(docs):
+            own = scores[4 * i : 4 * i + 4]
+            handle.write(json.dumps({**doc, "answer": own.index(max(own))}) + "\n")
+    (suite / "family_mc.yaml").write_text(FAMILY_TASK)
+    (suite / "suite.yaml").write_text(
+        "name: family\nversion: 1\ndescription: base-labelled items\ncomposite_budget: 10.0\ntasks:\n"
+        "  - id: family_mc\n"
+        f"    config: family_mc.yaml\n    capability: knowledge\n    metric: acc\n    items: {ITEMS}\n"
+        "    budget: 10.0\n    data: {file: family_mc.jsonl, split: test}\n"
+    )
+    return suite
+
+
+def _adapter(base: Path, folder: Path, perturbed: bool) -> tuple[Path, Path]:
+    """A LoRA adapter on every linear layer of `base` (zero update unless perturbed), and its merged folder."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(1)
+    config = LoraConfig(r=4, lora_alpha=64, target_modules="all-linear", init_lora_weights=not perturbed)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), config)
+    targeted = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name.endswith("lora_A")}
+    assert targeted, "all-linear found no LoRA target in this architecture"
+    model.save_pretrained(folder / "adapter")
+    merged = model.merge_and_unload()
+    merged.save_pretrained(folder / "merged", safe_serialization=True)
+    AutoTokenizer.from_pretrained(base).save_pretrained(folder / "merged")
+    return folder / "adapter", folder / "merged"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gate_run_of_adapter_and_merged_folder(name: str, family_models: Any, tmp_path: Path) -> None:
+    base, model, tokenizer = family_models(name)
+    suite = _family_suite(tmp_path, GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=8))
+    unchanged = _adapter(base, tmp_path / "unchanged", perturbed=False)
+    perturbed = _adapter(base, tmp_path / "perturbed", perturbed=True)
+    for ckpt in unchanged:
+        result = gate_run(ckpt, base, suite, None)
+        assert result["verdict"] == "PASS", (ckpt.name, result["verdict"])
+        assert all(task["delta"] == 0 and task["discordance"] == 0 for task in result["tasks"])
+    failed = [gate_run(ckpt, base, suite, None) for ckpt in perturbed]
+    assert [result["verdict"] for result in failed] == ["FAIL", "FAIL"]
+    # The merged folder answers item by item as the adapter on the base does.
+    assert failed[0]["tasks"][0]["items"] == failed[1]["tasks"][0]["items"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generation_with_left_padding_equals_batch_size_one(name: str, family_models: Any) -> None:
+    from lm_eval.api.instance import Instance
+
+    _, model, tokenizer = family_models(name)
+    prompts = ["Q: name a colour.\nA:", "日本の首都は", "The parrot 🦜 said that the weather in the old town", "Hi"]
+    options = {"until": ["\n\n"], "max_gen_toks": 6, "do_sample": False}
+    requests = [Instance("generate_until", {}, (p, options), i) for i, p in enumerate(prompts)]
+    texts = {}
+    for size in (1, 4):
+        lm = GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=size)
+        texts[size] = lm.generate_until(requests)
+    assert texts[1] == texts[4] and any(texts[1])
