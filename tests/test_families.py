@@ -106,7 +106,7 @@ def test_scorer_matches_hflm_on_token_boundaries(name: str, family_models: Any, 
         assert any(len(ctx) + len(cont) > window for ctx, cont in (scorer._encode_pair(*r.args) for r in long))
 
 
-WORDS = "apple river stone cloud tiger violin orange castle pepper rocket garden silver lemon mirror candle ocean".split()
+WORDS = "apple river stone cloud tiger violin orange castle pepper rocket garden silver lemon mirror candle".split()
 FAMILY_TASK = """\
 task: family_mc
 dataset_path: json
@@ -126,12 +126,12 @@ metric_list:
 ITEMS = 40
 
 
-def _family_suite(folder: Path, scorer: GateHFLM) -> Path:
+def _family_suite(folder: Path, scorer: GateHFLM, items: int = ITEMS, chat: bool = False) -> Path:
     """A 40-item multiple-choice suite whose answers are the base's own choices: the base scores 100%, and a model
     that moved away from it loses accuracy exactly where it disagrees."""
     generator = torch.Generator().manual_seed(7)
     docs = []
-    for i in range(ITEMS):
+    for i in range(items):
         picks = torch.randperm(len(WORDS), generator=generator)[:4].tolist()
         docs.append({"question": f"Which word comes {i}th?", "choices": [WORDS[p] for p in picks]})
     requests = _instances([(f"Question: {d['question']}\nAnswer:", f" {c}") for d in docs for c in d["choices"]])
@@ -143,11 +143,13 @@ def _family_suite(folder: Path, scorer: GateHFLM) -> Path:
         for i, doc in enumerate(docs):
             own = scores[4 * i : 4 * i + 4]
             handle.write(json.dumps({**doc, "answer": own.index(max(own))}) + "\n")
-    (suite / "family_mc.yaml").write_text(FAMILY_TASK)
+    # A description becomes a system message under a chat template.
+    (suite / "family_mc.yaml").write_text(FAMILY_TASK + ('description: "Pick the word."\n' if chat else ""))
     (suite / "suite.yaml").write_text(
         "name: family\nversion: 1\ndescription: base-labelled items\ncomposite_budget: 10.0\ntasks:\n"
         "  - id: family_mc\n"
-        f"    config: family_mc.yaml\n    capability: knowledge\n    metric: acc\n    items: {ITEMS}\n"
+        f"    config: family_mc.yaml\n    capability: knowledge\n    metric: acc\n    items: {items}\n"
+        f"    chat_template: {str(chat).lower()}\n"
         "    budget: 10.0\n    data: {file: family_mc.jsonl, split: test}\n"
     )
     return suite
@@ -199,3 +201,49 @@ def test_generation_with_left_padding_equals_batch_size_one(name: str, family_mo
         lm = GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=size)
         texts[size] = lm.generate_until(requests)
     assert texts[1] == texts[4] and any(texts[1])
+
+
+@pytest.mark.parametrize("name", [name for name in NAMES if FAMILIES[name].template])
+def test_chat_prompt_has_one_bos_and_keeps_the_system_text(name: str, family_models: Any) -> None:
+    _, model, tokenizer = family_models(name)
+    lm = GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=2)
+    prompt = lm.apply_chat_template([{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"}])
+    assert "Be terse." in prompt and "Hi" in prompt
+    bos = tokenizer.bos_token_id
+    adds_bos = bos is not None and tokenizer("x").input_ids[:1] == [bos]
+    encoded = {
+        "loglikelihood context": lm._encode_pair(prompt, " yes")[0],
+        "generation prompt": lm.tok_batch_encode([prompt, prompt + " more"])[0][0].tolist(),
+    }
+    for where, ids in encoded.items():
+        expected = int(adds_bos or prompt.startswith(str(tokenizer.bos_token)))
+        assert ids.count(bos) == expected if bos is not None else True, (where, tokenizer.convert_ids_to_tokens(ids))
+
+
+def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives_one(
+    family_models: Any, family_tokenizers: dict[str, Path], tmp_path: Path
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gate.errors import BadInputError
+
+    family = FAMILIES["gemma2"]
+    bare = build_model(family, family_tokenizers[family.tokenizer], tmp_path / "bare", seed=0, template=False)
+    model = AutoModelForCausalLM.from_pretrained(bare, dtype=torch.float32)
+    lm = GateHFLM(pretrained=model, tokenizer=AutoTokenizer.from_pretrained(bare), device="cpu", batch_size=8)
+    plain = _family_suite(tmp_path / "plain", lm, items=8)
+    plain_result = gate_run(bare, bare, plain, None)  # plain prompts need no template (8 items: PASS or WARN)
+    assert plain_result["verdict"] != "FAIL" and plain_result["tasks"][0]["delta"] == 0
+    chat = _family_suite(tmp_path / "chat", lm, items=8, chat=True)
+    with pytest.raises(BadInputError, match="family_mc is scored with a chat template, but .* has none") as refused:
+        gate_run(bare, bare, chat, None)
+    assert "\n" not in str(refused.value)
+    config = tmp_path / "gate.yaml"
+    config.write_text(json.dumps({"chat_template": family.template}))  # JSON is YAML
+    out = tmp_path / "out"
+    result = gate_run(bare, bare, chat, out, config)
+    assert result["verdict"] != "FAIL" and result["tasks"][0]["delta"] == 0
+    assert result["tasks"][0]["chat_template"] is True
+    # Gemma's template refuses a system message: the description opens the user turn instead of being dropped.
+    prompts = (out / "result.json").read_text()
+    assert "<start_of_turn>user\\nPick the word." in prompts, prompts[:2000]
