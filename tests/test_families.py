@@ -24,6 +24,10 @@ from gate.scorer import GateHFLM
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
 NAMES = sorted(FAMILIES)
+# Full gate runs (four each) cost ~45 s of CPU per family: within CI's budget, the architectures whose LoRA targets
+# and attention differ most from Llama's (the gate's own SmolLM2 tests cover Llama): soft-capped sliding-window
+# attention (eager), fused qkv and gate_up projections, multi-head latent attention with a mixture of experts.
+GATE_RUN_FAMILIES = ["deepseek-v3", "gemma2", "phi3"]
 CONTEXTS = [
     "Question: what colour is the sky?\nAnswer:",
     "Which one? Answer: ",  # trailing space: lm-eval moves it into the continuation
@@ -172,7 +176,7 @@ def _adapter(base: Path, folder: Path, perturbed: bool) -> tuple[Path, Path]:
     return folder / "adapter", folder / "merged"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", GATE_RUN_FAMILIES)
 def test_gate_run_of_adapter_and_merged_folder(name: str, family_models: Any, tmp_path: Path) -> None:
     base, model, tokenizer = family_models(name)
     suite = _family_suite(tmp_path, GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=8))
@@ -221,7 +225,7 @@ def test_chat_prompt_has_one_bos_and_keeps_the_system_text(name: str, family_mod
 
 
 def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives_one(
-    family_models: Any, family_tokenizers: dict[str, Path], tmp_path: Path
+    family_tokenizers: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -244,6 +248,5 @@ def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives
     result = gate_run(bare, bare, chat, out, config)
     assert result["verdict"] != "FAIL" and result["tasks"][0]["delta"] == 0
     assert result["tasks"][0]["chat_template"] is True
-    # Gemma's template refuses a system message: the description opens the user turn instead of being dropped.
-    prompts = (out / "result.json").read_text()
-    assert "<start_of_turn>user\\nPick the word." in prompts, prompts[:2000]
+    # Gemma's template refuses the system message the description becomes: the gate says it moved it.
+    assert "the chat template refuses a system message" in caplog.text
