@@ -279,3 +279,40 @@ def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(family_mod
     requests = _instances([(c, x) for c in CONTEXTS[:4] for x in CONTINUATIONS[:3]])
     direct = GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=4)
     _compare(direct.loglikelihood(requests), loaded.loglikelihood(requests), TOLERANCE)
+
+
+# Measured largest |scorer - HFLM| in half precision on the llama3, mistral and gemma2 rows: 0 in both dtypes (the
+# logits round to the same half-precision values; float32 differs by up to 7.6e-6). The bound kept is float32's.
+HALF_TOLERANCE = {"bfloat16": 1e-4, "float16": 1e-4}
+
+
+@pytest.mark.parametrize("dtype", sorted(HALF_TOLERANCE))
+def test_half_precision_scorer_and_unchanged_adapter(
+    dtype: str,
+    family_models: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import copy
+
+    base, model, tokenizer = family_models("mistral")
+    half = copy.deepcopy(model).to(getattr(torch, dtype))
+    reference, scorer = _lms(half, tokenizer, batch_size=4)
+    packed: list[int] = []
+    score = GateHFLM._score
+    monkeypatch.setattr(GateHFLM, "_score", lambda self, batch: (packed.append(len(batch)), score(self, batch))[1])
+    # Requests within the sliding window, so the shared-prefix path (not HFLM's) scores them.
+    requests = _instances([(c, x) for c in CONTEXTS[:3] for x in (" blue", "blue", "\n\nNo.", " Straße")])
+    expected, actual = reference.loglikelihood(requests), scorer.loglikelihood(requests)
+    assert packed
+    diffs = [abs(a - b) for (a, _), (b, _) in zip(expected, actual, strict=True)]
+    with capsys.disabled():
+        print(f"\n{dtype}: largest |scorer - HFLM| {max(diffs):.2e} over {len(diffs)} requests")
+    assert max(diffs) <= HALF_TOLERANCE[dtype]
+    suite = _family_suite(tmp_path, GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=8))
+    adapter, _ = _adapter(base, tmp_path / "unchanged", perturbed=False)
+    config = tmp_path / "gate.yaml"
+    config.write_text(f"dtype: {dtype}\n")
+    result = gate_run(adapter, base, suite, None, config)
+    assert result["verdict"] == "PASS" and result["tasks"][0]["delta"] == 0 and result["tasks"][0]["discordance"] == 0
