@@ -90,7 +90,9 @@ def adapter_misfit(weights: Sequence[Path], base: ResolvedModel, *, trust_remote
             if parameter in parameters and parameters[parameter] != shape:
                 return f"{parameter} is {list(shape)} in the adapter but {list(parameters[parameter])} in the base"
             continue
-        module = match["module"]
+        # LoRA on several parameters of one module (target_parameters: a mixture of experts' fused weights) nests
+        # PEFT's wrappers, and the inner ones' tensors are named after `<module>.base_layer`.
+        module = match["module"].replace(".base_layer", "")
         if module not in modules:
             return f"the base has no module {module}"
         features = _in_out(modules[module])

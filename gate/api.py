@@ -382,6 +382,7 @@ def _settings(config: GateConfig) -> ScoringSettings:
         trust_remote_code=config.trust_remote_code,
         backend=config.backend,
         vllm=VllmOptions(**config.vllm.model_dump()),
+        chat_template=config.chat_template,
     )
 
 

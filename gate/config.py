@@ -126,6 +126,8 @@ class GateConfig(_Strict):
     cache_dir: str | None = None
     # Differences between base and checkpoint that are refused unless listed here on purpose.
     allow_differences: list[Literal["tokenizer", "chat_template"]] = []
+    # A Jinja chat template for a model whose tokenizer has none: without one, chat-template tasks are refused.
+    chat_template: Annotated[str, Field(min_length=1)] | None = None
     # How the models are scored: hf (in process), vllm (in process, GPUs), or openai-compatible (servers in `served`).
     backend: Literal["hf", "vllm", "openai-compatible"] = "hf"
     vllm: VllmConfig = VllmConfig()

@@ -38,6 +38,7 @@ class ScoringSettings:
     trust_remote_code: bool = False
     backend: str = "hf"
     vllm: VllmOptions = field(default_factory=VllmOptions)
+    chat_template: str | None = None  # given by the user for a model whose tokenizer has none
 
 
 @dataclass(frozen=True)
@@ -174,10 +175,14 @@ def _load(model: ResolvedModel, settings: ScoringSettings) -> Any:
         trust_remote_code=settings.trust_remote_code,
     )
     try:
-        return load_scorer_model(args)
+        lm = load_scorer_model(args)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RunError(f"{model.describe()} failed to load ({reason}): check that the files are complete") from None
+    if settings.chat_template and getattr(lm.tokenizer, "chat_template", None) is None:
+        log.info("%s has no chat template: using the one gate.yaml gives", model.describe())
+        lm.tokenizer.chat_template = settings.chat_template
+    return lm
 
 
 def _tokenizer_identity(lm: Any) -> tuple[str, str]:
@@ -378,6 +383,12 @@ def _score(
     endpoint: Endpoint | None = None,
 ) -> ModelScores:
     has_template = getattr(lm.tokenizer, "chat_template", None) is not None
+    chat_tasks = [t.spec.id for t in tasks if t.spec.chat_template and doc_ids[t.spec.id]]
+    if chat_tasks and not has_template and endpoint is None:
+        raise BadInputError(
+            f"task {chat_tasks[0]} is scored with a chat template, but {model.describe()} has none: give one "
+            "(chat_template in gate.yaml), or gate it on a suite of plain-prompt tasks"
+        )
     dtype = settings.dtype
     outputs: dict[str, list[ItemOutput]] = {}
     templates: dict[str, bool] = {}

@@ -202,6 +202,38 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
         self._advance(inps.shape[0])
         return out
 
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The chat prompt; a system message a template refuses (Gemma's raises on one) opens the first user turn.
+
+        lm-eval would drop it (the task's description with it) after the template raised.
+        """
+        if chat_history and chat_history[0]["role"] == "system" and not self._template_takes_system():
+            system, rest = chat_history[0]["content"], list(chat_history[1:])
+            if rest and rest[0]["role"] == "user":
+                rest[0] = {**rest[0], "content": f"{system}\n\n{rest[0]['content']}"}
+            else:
+                rest.insert(0, {"role": "user", "content": system})
+            chat_history = rest
+        prompt: str = super().apply_chat_template(chat_history, add_generation_prompt)
+        return prompt
+
+    def _template_takes_system(self) -> bool:
+        """Whether the chat template renders a system message (checked once, and said when it does not)."""
+        import jinja2
+
+        if not hasattr(self, "_takes_system"):
+            probe = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+            try:
+                self.tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
+                self._takes_system = True
+            except jinja2.exceptions.TemplateError:
+                self._takes_system = False
+                log.warning(
+                    "the chat template refuses a system message: the gate puts the task's system text at the start "
+                    "of the first user turn instead"
+                )
+        return self._takes_system
+
     def _loglikelihood_tokens(
         self,
         requests: list[Request],
