@@ -30,6 +30,8 @@ from lm_eval.models.huggingface import HFLM
 from safetensors.torch import save_file
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from gate import drafting
+from gate.drafting import DraftBook
 from gate.models import _sha256
 from gate.suites import cache_dir
 
@@ -149,6 +151,20 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
         accelerator = getattr(self, "accelerator", None)
         if accelerator is not None and self.world_size == 1 and accelerator.num_processes > 1:
             self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+        # Set by gate.runner.ModelPair: the base's answers, and whether this model records them or verifies them.
+        self.draft_book: DraftBook | None = None
+        self.draft_role = "base"
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Greedy requests verify the base's answers first when a DraftBook is set (gate.drafting)."""
+        if self.draft_book is None:
+            return self.plain_generate_until(requests, disable_tqdm)
+        return drafting.generate_until(self, requests, self.draft_book, self.draft_role, disable_tqdm)
+
+    def plain_generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """lm-eval's own HFLM.generate_until."""
+        answers: list[str] = super().generate_until(requests, disable_tqdm=disable_tqdm)
+        return answers
 
     def _loglikelihood_tokens(
         self,
