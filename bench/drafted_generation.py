@@ -42,7 +42,7 @@ NEAR_TIE = 1e-4
 def generation_requests(
     lm: HFLM, data_dir: Path | None, core_items: int, gsm8k: int, ifeval: int
 ) -> Iterator[tuple[str, list[Instance]]]:
-    """(slice name, generate_until requests) as the gate builds them: seeded items, chat template where the suite says."""
+    """(slice, generate_until requests) as the gate builds them: seeded items, chat template where the suite says."""
     wanted = {"gsm8k": gsm8k, "ifeval": ifeval}
     suites = [("core", None, core_items)]
     if data_dir is not None and (gsm8k or ifeval):

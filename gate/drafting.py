@@ -26,6 +26,7 @@ import torch
 from lm_eval.models.utils import Collator, handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 from tqdm import tqdm  # type: ignore[import-untyped]
 from transformers import DynamicCache, GenerationConfig
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 log = logging.getLogger("gate")
 
@@ -52,6 +53,8 @@ _PROCESSOR_FIELDS = (
     "prompt_lookup_num_tokens",
     "assistant_model",
 )
+# The forward pass's keyword for the key-value cache: transformers 5 renamed past_key_values to cache.
+_CACHE_KWARG = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 # Generation kwargs a greedy request may carry (after lm-eval's normalisation) and still be drafted.
 _GREEDY_KWARGS = frozenset({"do_sample", "temperature", "until", "max_gen_toks"})
 
@@ -278,7 +281,7 @@ class DraftedGenerator:
             input_ids=torch.tensor(ids, device=device),
             attention_mask=mask,
             position_ids=positions,
-            past_key_values=cache,
+            **{_CACHE_KWARG: cache},
             use_cache=True,
             logits_to_keep=kept,
         ).logits
@@ -325,7 +328,7 @@ class DraftedGenerator:
                 input_ids=last,
                 attention_mask=mask,
                 position_ids=position,
-                past_key_values=cache,
+                **{_CACHE_KWARG: cache},
                 use_cache=True,
                 logits_to_keep=1,
             ).logits
