@@ -90,8 +90,8 @@ class DraftStats:
 
 
 class DraftBook:
-    """The base's greedy answers by prompt, for the checkpoint to verify: token ids from this run, or the answer text
-    from the result cache (re-tokenised; the checkpoint verifies every token, so a draft only changes the speed)."""
+    """The base's greedy answers by prompt, for the checkpoint to verify: token ids from this run or the result cache,
+    else the answer text (re-tokenised; the checkpoint verifies every token, so a draft only changes the speed)."""
 
     def __init__(self) -> None:
         self._ids: dict[str, list[int]] = {}
@@ -106,6 +106,10 @@ class DraftBook:
         """The base's answer text for `context` (from the result cache), unless its token ids are known."""
         if context not in self._ids:
             self._texts[context] = text
+
+    def ids(self, context: str) -> list[int] | None:
+        """The base's generated token ids for `context`, if this run decoded it."""
+        return self._ids.get(context)
 
     def draft(self, context: str, tokenizer: Any) -> list[int]:
         """The draft for `context`: the base's token ids, its re-tokenised text, or nothing."""

@@ -9,7 +9,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +54,7 @@ class ItemOutput:
     prompt: str
     cluster: str | None
     generation: str | None = None  # a generation task's raw answer (before the filter): the checkpoint's draft
+    generation_ids: list[int] | None = None  # its generated token ids, when the gate's decoder produced it
 
 
 @dataclass(frozen=True)
@@ -324,16 +325,28 @@ class ModelPair:
     ) -> ModelScores:
         """Score `role` ("base" or "checkpoint") on the given doc ids of each task, in that order."""
         lm, model, context = self._active(role)
-        if self.drafts is not None and hasattr(lm, "draft_book"):  # gate.scorer.GateHFLM
-            lm.draft_book, lm.draft_role = self.drafts, role
+        drafts = self.drafts if hasattr(lm, "draft_book") else None  # gate.scorer.GateHFLM
+        if drafts is not None:
+            lm.draft_book, lm.draft_role = drafts, role
         with context:
-            return _score(lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role))
+            scores = _score(lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role))
+        if drafts is None or role != "base":
+            return scores
+        # The base's generated token ids go with its outputs into the result cache, to draft later checkpoints.
+        for outputs in scores.outputs.values():
+            outputs[:] = [
+                replace(output, generation_ids=drafts.ids(output.prompt)) if output.generation is not None else output
+                for output in outputs
+            ]
+        return scores
 
     def record_drafts(self, outputs: Sequence[ItemOutput]) -> None:
         """Offer the base's answers read from the result cache as drafts for the checkpoint's generation."""
         if self.drafts is not None:
             for output in outputs:
-                if output.generation:
+                if output.generation_ids:
+                    self.drafts.record_ids(output.prompt, output.generation_ids)
+                elif output.generation:
                     self.drafts.record_text(output.prompt, output.generation)
 
     def drafting_stats(self) -> dict[str, Any] | None:

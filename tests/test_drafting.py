@@ -212,3 +212,69 @@ def test_real_model_drafted_answers_equal_hflm_greedy(tmp_path: Path, capsys: py
     assert all(gap < NEAR_TIE for gap in gaps)
     assert expected != base_answers  # the adapter changed some answers, so drafts were partly rejected
     assert 0 < stats["accepted_tokens"] < stats["generated_tokens"]
+
+
+TINY_GENERATION = """\
+task: tiny_gen
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: tiny_gen.jsonl
+test_split: test
+output_type: generate_until
+doc_to_text: "Question: {{question}}\\nAnswer:"
+doc_to_target: "{{answer}}"
+generation_kwargs:
+  until: ["\\n"]
+  max_gen_toks: 8
+  do_sample: false
+metric_list:
+  - metric: exact_match
+    aggregation: mean
+    higher_is_better: true
+"""
+
+
+def test_the_cached_base_answers_draft_the_next_checkpoint(
+    tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
+) -> None:
+    from gate.api import run
+    from gate.config import GateConfig
+
+    (tiny_suite / "tiny_gen.yaml").write_text(TINY_GENERATION)
+    spec = (tiny_suite / "suite.yaml").read_text().replace("config: tiny_mc.yaml", "config: tiny_gen.yaml")
+    spec = spec.replace("id: tiny_mc", "id: tiny_gen").replace("metric: acc", "metric: exact_match")
+    (tiny_suite / "suite.yaml").write_text(spec.replace("tiny_mc.jsonl", "tiny_gen.jsonl"))
+    with (tiny_suite.parent / "mirror" / "tiny_gen.jsonl").open("w") as handle:
+        for i in range(40):
+            handle.write(f'{{"question": "What comes after {i}?", "answer": "{i + 1}"}}\n')
+
+    def gate(ckpt: Path, cache: Path | None) -> dict[str, Any]:
+        config = GateConfig(mode="fixed", cache=cache is not None, cache_dir=str(cache) if cache else None)
+        return run(str(ckpt), base=str(tiny_model), config=config, suite=str(tiny_suite),
+                   data_dir=tiny_suite.parent / "mirror", out_dir=None).to_dict()
+
+    cache = tmp_path / "cache"
+    first = gate(other_tiny_model, cache)
+    assert first["timing"]["drafting"]["checkpoint"]["drafted_requests"] == 40  # drafted by the base's run
+    nudged = _nudged_copy(tiny_model, tmp_path / "nudged")  # another checkpoint, with mostly the base's answers
+    second = gate(nudged, cache)  # the base's answers come from the cache, as text
+    assert second["timing"]["cache"]["hits"]["base"] == 40
+    drafting = second["timing"]["drafting"]
+    assert "base" not in drafting and drafting["checkpoint"]["drafted_requests"] == 40
+    assert drafting["checkpoint"]["accepted_tokens"] > 0
+    uncached = gate(nudged, None)
+    assert second["tasks"] == uncached["tasks"]
+
+
+def _nudged_copy(model: Path, folder: Path) -> Path:
+    """The model with its final norm scaled by 1.001: other weights, nearly the same answers."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model, folder)
+    weights = load_file(folder / "model.safetensors")
+    weights["model.norm.weight"] = weights["model.norm.weight"] * 1.001
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
