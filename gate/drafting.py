@@ -55,6 +55,10 @@ _PROCESSOR_FIELDS = (
 )
 # The forward pass's keyword for the key-value cache: transformers 5 renamed past_key_values to cache.
 _CACHE_KWARG = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+# Draft tokens verified per forward pass: a short first window, so that a draft rejected at once costs little more
+# than the prompt's pass, doubled after each window accepted whole, up to a cap.
+_FIRST_WINDOW = 8
+_MAX_WINDOW = 128
 # Generation kwargs a greedy request may carry (after lm-eval's normalisation) and still be drafted.
 _GREEDY_KWARGS = frozenset({"do_sample", "temperature", "until", "max_gen_toks"})
 
@@ -168,6 +172,7 @@ class _Row:
     tokens: list[int] = field(default_factory=list)
     accepted: int = 0
     done: bool = False
+    window: int = 0
 
 
 class DraftedGenerator:
@@ -268,84 +273,88 @@ class DraftedGenerator:
         row.done = any(stop and stop in text for stop in until)
 
     def _decode(self, rows: list[_Row], until: Sequence[str], max_gen_toks: int) -> None:
-        """Fill each row's tokens with the model's greedy continuation: a verifying pass over prompt + draft, then
-        one token per pass for the rows not finished, on the cache of what was accepted."""
-        lm, device = self.lm, self.lm.device
-        width = max(len(row.context) + len(row.draft) for row in rows)
-        pad = lm.tokenizer.pad_token_id
-        ids = [[pad] * (width - len(r.context) - len(r.draft)) + r.context + r.draft for r in rows]
-        mask = torch.tensor(
-            [[0] * (width - len(r.context) - len(r.draft)) + [1] * (len(r.context) + len(r.draft)) for r in rows],
-            device=device,
-        )
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        kept = 1 + max(len(row.draft) for row in rows)
-        cache = DynamicCache()
-        logits = lm.model(
-            input_ids=torch.tensor(ids, device=device),
-            attention_mask=mask,
-            position_ids=positions,
-            **{_CACHE_KWARG: cache},
-            use_cache=True,
-            logits_to_keep=kept,
-        ).logits
-        self.stats.forward_passes += 1
-        greedy = logits.argmax(dim=-1).tolist()
-        for row, predicted in zip(rows, greedy, strict=True):
-            own = predicted[kept - 1 - len(row.draft) :]  # the model's argmax after the prompt and each draft token
-            row.accepted = next((i for i, token in enumerate(row.draft) if token != own[i]), len(row.draft))
-            row.tokens = [*row.draft[: row.accepted], own[row.accepted]]
-            self._finish(row, until, max_gen_toks)
-        active = [index for index, row in enumerate(rows) if not row.done]
-        if not active:
-            return
-        # Each row keeps its prompt and accepted draft tokens; the rejected ones are masked out and the cache is
-        # cut after the longest accepted prefix.
-        valid = [width - len(row.draft) + row.accepted for row in rows]
-        keep = max(valid[index] for index in active)
-        order = torch.arange(keep, device=device)
-        mask = mask[:, :keep] * (order[None, :] < torch.tensor(valid, device=device)[:, None])
-        if keep < width:
-            cache.crop(keep - width)
-        self._continue(rows, active, cache, mask, until, max_gen_toks)
+        """Fill each row's tokens with the model's greedy continuation, one forward pass per step.
 
-    def _continue(
-        self,
-        rows: list[_Row],
-        active: list[int],
-        cache: DynamicCache,
-        mask: torch.Tensor,
-        until: Sequence[str],
-        max_gen_toks: int,
-    ) -> None:
-        """Greedy decoding of the unfinished rows, one token per pass, dropping rows from the batch as they finish."""
+        A step feeds each unfinished row its newest token (the whole prompt in the first step) followed by the next
+        window of its draft while its answer still equals the draft, left-padded; the model's argmax after each fed
+        token accepts the draft's agreeing prefix and gives one token of its own. A rejected draft tail is masked
+        out of the key-value cache, and finished rows leave the batch.
+        """
         lm, device = self.lm, self.lm.device
-        selected = torch.tensor(active, device=device)
-        if len(active) < len(rows):
-            cache.batch_select_indices(selected)
-        mask = mask[selected]
+        pad = lm.tokenizer.pad_token_id
+        for row in rows:
+            row.window = _FIRST_WINDOW
+        fed = [row.context for row in rows]
+        active = list(range(len(rows)))
+        cache = DynamicCache()
+        mask = torch.zeros((len(rows), 0), dtype=torch.long, device=device)
+        first = True
         while active:
-            last = torch.tensor([[rows[i].tokens[-1]] for i in active], device=device)
-            position = torch.tensor([[len(rows[i].context) + len(rows[i].tokens) - 1] for i in active], device=device)
-            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=mask.dtype, device=device)], dim=1)
+            windows = [self._window(rows[i]) for i in active]
+            segments = [fed[i] + window for i, window in zip(active, windows, strict=True)]
+            width = max(len(segment) for segment in segments)
+            ids = [[pad] * (width - len(segment)) + segment for segment in segments]
+            step = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in segments], device=device)
+            mask = torch.cat([mask, step], dim=1)
+            if first:  # as model.generate numbers left-padded prompts
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            else:
+                starts = torch.tensor(
+                    [len(rows[i].context) + len(rows[i].tokens) - 1 for i in active], device=device
+                )
+                positions = (starts[:, None] + step.cumsum(-1) - 1).clamp(min=0)
+            kept = 1 + max(len(window) for window in windows)
             logits = lm.model(
-                input_ids=last,
+                input_ids=torch.tensor(ids, device=device),
                 attention_mask=mask,
-                position_ids=position,
+                position_ids=positions,
                 **{_CACHE_KWARG: cache},
                 use_cache=True,
-                logits_to_keep=1,
+                logits_to_keep=kept,
             ).logits
             self.stats.forward_passes += 1
-            for index, token in zip(active, logits[:, -1].argmax(dim=-1).tolist(), strict=True):
-                rows[index].tokens.append(token)
-                self._finish(rows[index], until, max_gen_toks)
-            still = [position for position, index in enumerate(active) if not rows[index].done]
-            if still and len(still) < len(active):
-                keep_rows = torch.tensor(still, device=device)
-                cache.batch_select_indices(keep_rows)
-                mask = mask[keep_rows]
+            first = False
+            rejected = []
+            for i, window, predicted in zip(active, windows, logits.argmax(dim=-1).tolist(), strict=True):
+                row = rows[i]
+                own = predicted[kept - 1 - len(window) :]  # the argmax after the newest token and each draft token
+                agreed = next((j for j, token in enumerate(window) if token != own[j]), len(window))
+                row.tokens += [*window[:agreed], own[agreed]]
+                if agreed == len(window) == row.window:
+                    row.window = min(2 * row.window, _MAX_WINDOW)
+                rejected.append(len(window) - agreed)
+                self._finish(row, until, max_gen_toks)
+                fed[i] = [row.tokens[-1]]
+            # The rejected draft tokens sit at the end of their row's segment: masked out, and the cache cut after
+            # the last column any unfinished row still uses.
+            total = mask.shape[1]
+            for position, count in enumerate(rejected):
+                if count:
+                    mask[position, total - count :] = 0
+            still = [position for position, i in enumerate(active) if not rows[i].done]
+            if not still:
+                break
+            keep = total - min(rejected[position] for position in still)
+            if len(still) < len(active):
+                selected = torch.tensor(still, device=device)
+                cache.batch_select_indices(selected)
+                mask = mask[selected]
+            if keep < total:
+                cache.crop(keep - total)
+                mask = mask[:, :keep]
             active = [active[position] for position in still]
+        for row in rows:
+            row.accepted = next(
+                (j for j, token in enumerate(row.tokens[: len(row.draft)]) if token != row.draft[j]),
+                min(len(row.tokens), len(row.draft)),
+            )
+
+    @staticmethod
+    def _window(row: _Row) -> list[int]:
+        """The draft tokens to verify in the next step: its next window while the answer so far equals the draft."""
+        if row.tokens != row.draft[: len(row.tokens)]:
+            return []
+        return row.draft[len(row.tokens) : len(row.tokens) + row.window]
 
 
 def generate_until(

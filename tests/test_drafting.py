@@ -94,13 +94,31 @@ def test_a_text_draft_from_the_result_cache_is_re_tokenised(tiny_model: Path) ->
 
 def test_each_accepted_draft_saves_its_forward_passes(tiny_model: Path) -> None:
     lm = GateHFLM(pretrained=str(tiny_model), device="cpu", dtype="float32", batch_size=8)
-    requests = _requests([{"until": [], "max_gen_toks": 16}])
+    requests = _requests([{"until": [], "max_gen_toks": 40}])
     _, book = _recorded(lm, requests)
-    assert book.stats["base"].forward_passes == 16  # one batch, one token per pass
-    _drafted(lm, requests, book)
-    assert book.stats["checkpoint"].forward_passes == 1  # the verifying pass alone
+    assert book.stats["base"].forward_passes == 40  # one batch, one token per pass
+    expected = _drafted(lm, requests, book)
+    # Windows of 8, 16 and the last 14 draft tokens, each pass also giving the model's own next token.
+    assert book.stats["checkpoint"].forward_passes == 3
     summary = book.summary()["checkpoint"]
-    assert summary["accepted_per_item"]["min"] == 16 and summary["drafted_requests"] == len(PROMPTS)
+    assert summary["accepted_per_item"]["min"] == 40 and summary["drafted_requests"] == len(PROMPTS)
+
+    # A draft wrong from its first token costs a first window, not the whole draft: the same passes as plain
+    # decoding, the first one 8 draft tokens wider than the prompt.
+    wrong = DraftBook()
+    for request in requests:
+        wrong.record_ids(request.args[0], [token + 1 for token in book.draft(request.args[0], lm.tokenizer)])
+    widths: list[int] = []
+    hook = lm.model.register_forward_pre_hook(
+        lambda _module, _args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        assert _drafted(lm, requests, wrong) == expected
+    finally:
+        hook.remove()
+    prompt = max(len(lm.tok_encode(request.args[0])) for request in requests)
+    assert widths == [prompt + 8] + [1] * 39
+    assert wrong.summary()["checkpoint"]["accepted_tokens"] == 0
 
 
 def test_sampling_and_non_greedy_settings_keep_lm_evals_path(tiny_model: Path) -> None:
