@@ -505,6 +505,7 @@ def run(
         t0 = time.monotonic()
         drift = _drift(models)
         seconds["drift"] = round(time.monotonic() - t0, 1)
+        drafting_stats = models.drafting_stats()
     seconds["total"] = round(time.monotonic() - clock, 1)
     result = build_result(
         evaluation=evaluation,
@@ -522,6 +523,7 @@ def run(
             "seconds": seconds,
             "looks": evaluation.looks,
             "cache": asdict(cache.stats) if cache is not None else None,
+            "drafting": drafting_stats,
             "processes": processes,
         },
     )

@@ -47,6 +47,8 @@ class Scorer(ItemScorer, Protocol):
 
     def model_identity(self, role: str) -> dict[str, str]: ...
 
+    def record_drafts(self, outputs: Sequence[ItemOutput]) -> None: ...
+
 
 @dataclass
 class CacheStats:
@@ -226,6 +228,8 @@ class CachedScorer:
         chat_template, found = self.cache.lookup(identity, task, wanted)
         missing = [doc_id for doc_id in wanted if doc_id not in found]
         if found:
+            if role == "base":  # the checkpoint's greedy generation verifies them instead of decoding anew
+                self.models.record_drafts(list(found.values()))
             message = f"{role}: {len(found)} of {len(wanted)} items of {task_id} reused from the result cache"
             log.info(message)
             if progress:

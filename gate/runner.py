@@ -9,8 +9,8 @@ import json
 import logging
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from gate.distributed import share_from_main, world_size
 from gate.errors import BadInputError, GateError, RunError
 from gate.models import ResolvedModel
 from gate.suites import PreparedTask, bare_task_manager
+
+if TYPE_CHECKING:
+    from gate.drafting import DraftBook
 
 log = logging.getLogger("gate")
 # Every model must give finite next-token log-probabilities on this text before it is scored: NaN or inf weights
@@ -51,6 +54,8 @@ class ItemOutput:
     target: str
     prompt: str
     cluster: str | None
+    generation: str | None = None  # a generation task's raw answer (before the filter): the checkpoint's draft
+    generation_ids: list[int] | None = None  # its generated token ids, when the gate's decoder produced it
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,7 @@ def _outputs(
         if not math.isfinite(score):
             raise _non_finite(model, f"a {spec.metric} of {score} {where}", dtype)
         cluster = sample["doc"].get(spec.cluster_field) if spec.cluster_field else None
+        generation = _generation_of(sample) if output_type == "generate_until" else None
         outputs.append(
             ItemOutput(
                 doc_id=doc_id,
@@ -159,9 +165,18 @@ def _outputs(
                 target=_target_of(sample, output_type),
                 prompt=str(sample["arguments"][0][0]),
                 cluster=None if cluster is None else str(cluster),
+                generation=generation,
             )
         )
     return outputs
+
+
+def _generation_of(sample: dict[str, Any]) -> str | None:
+    """A generation item's raw answer to its first request, before lm-eval's filters."""
+    responses = sample.get("resps")
+    first = responses[0] if isinstance(responses, list) and responses else None
+    text = first[0] if isinstance(first, list) and first else first
+    return text if isinstance(text, str) else None
 
 
 def _load(model: ResolvedModel, settings: ScoringSettings) -> Any:
@@ -219,6 +234,11 @@ class ModelPair:
             and checkpoint.base.fingerprint == base.fingerprint
         )
         same_weights = checkpoint.fingerprint == base.fingerprint and not self.endpoints
+        self.drafts: DraftBook | None = None
+        if in_process:
+            from gate.drafting import DraftBook
+
+            self.drafts = DraftBook()
         self._ckpt_lm = self._load("checkpoint", checkpoint)
         shared = self.adapter_on_base or same_weights
         self._base_lm = self._ckpt_lm if shared else self._load("base", base)
@@ -310,8 +330,33 @@ class ModelPair:
     ) -> ModelScores:
         """Score `role` ("base" or "checkpoint") on the given doc ids of each task, in that order."""
         lm, model, context = self._active(role)
+        drafts = self.drafts if hasattr(lm, "draft_book") else None  # gate.scorer.GateHFLM
+        if drafts is not None:
+            lm.draft_book, lm.draft_role = drafts, role
         with context:
-            return _score(lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role))
+            scores = _score(lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role))
+        if drafts is None or role != "base":
+            return scores
+        # The base's generated token ids go with its outputs into the result cache, to draft later checkpoints.
+        for outputs in scores.outputs.values():
+            outputs[:] = [
+                replace(output, generation_ids=drafts.ids(output.prompt)) if output.generation is not None else output
+                for output in outputs
+            ]
+        return scores
+
+    def record_drafts(self, outputs: Sequence[ItemOutput]) -> None:
+        """Offer the base's answers read from the result cache as drafts for the checkpoint's generation."""
+        if self.drafts is not None:
+            for output in outputs:
+                if output.generation_ids:
+                    self.drafts.record_ids(output.prompt, output.generation_ids)
+                elif output.generation:
+                    self.drafts.record_text(output.prompt, output.generation)
+
+    def drafting_stats(self) -> dict[str, Any] | None:
+        """Per role, generation requests decoded, tokens generated and accepted from drafts (gate.drafting)."""
+        return self.drafts.summary() if self.drafts is not None else None
 
     def _logits(self, role: str, text: str) -> Any:
         """`role`'s logits (positions x vocabulary, float32) on a plain text."""

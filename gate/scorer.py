@@ -31,6 +31,8 @@ from lm_eval.models.huggingface import HFLM
 from safetensors.torch import save_file
 from tqdm import tqdm  # type: ignore[import-untyped]
 
+from gate import drafting
+from gate.drafting import DraftBook
 from gate.files import make_readable
 from gate.models import _sha256
 from gate.progress import ItemProgress, live_bars
@@ -160,6 +162,9 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
         self.progress_name = "model"  # the runner names the model it scores
         self._progress: ItemProgress | None = None
         self._per_request = 0.0
+        # Set by gate.runner.ModelPair: the base's answers, and whether this model records them or verifies them.
+        self.draft_book: DraftBook | None = None
+        self.draft_role = "base"
 
     @contextlib.contextmanager
     def _counting(self, requests: Sequence[Any]) -> Iterator[bool]:
@@ -186,11 +191,6 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
             answers: list[Answer] = super().loglikelihood(requests, disable_tqdm=disable_tqdm or quiet)
             return answers
 
-    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
-        """HFLM's, counted for progress lines; no bars in a log."""
-        with self._counting(requests) as quiet:
-            texts: list[str] = super().generate_until(requests, disable_tqdm=disable_tqdm or quiet)
-            return texts
 
     def _model_generate(self, context: torch.Tensor, max_length: int, stop: list[str], **kwargs: Any) -> Any:
         out = super()._model_generate(context, max_length, stop, **kwargs)
@@ -233,6 +233,19 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
                     "of the first user turn instead"
                 )
         return self._takes_system
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Greedy requests verify the base's answers first when a DraftBook is set (gate.drafting); counted for
+        progress lines; no bars in a log."""
+        with self._counting(requests) as quiet:
+            if self.draft_book is None:
+                return self.plain_generate_until(requests, disable_tqdm or quiet)
+            return drafting.generate_until(self, requests, self.draft_book, self.draft_role, disable_tqdm or quiet)
+
+    def plain_generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """lm-eval's own HFLM.generate_until."""
+        answers: list[str] = super().generate_until(requests, disable_tqdm=disable_tqdm)
+        return answers
 
     def _loglikelihood_tokens(
         self,
