@@ -147,3 +147,52 @@ def compare_chart(rows: Sequence[dict[str, Any]], series: Sequence[Series]) -> s
         _delta_panel(figure.subplots(), rows, series, by_outcome=False)
         figure.legend(handles=_legend_handles(series), loc="outside lower center", ncol=3, frameon=False)
         return _svg(figure)
+
+
+def _trajectory_panel(
+    ax: Any, title: str, points: Sequence[tuple[int, dict[str, Any]]], first_fail: int | None
+) -> None:
+    """One series' delta against the step: interval as a whisker, the budget as a red line at -B, zero dashed."""
+    ax.axhline(0, color="#57606a", linestyle="--", linewidth=0.8, zorder=1)
+    budget = points[0][1]["budget"]
+    ax.axhline(-budget, color=BUDGET_COLOUR, linewidth=1.8, zorder=2)
+    steps = [step for step, _ in points]
+    ax.plot(steps, [entry["delta"] for _, entry in points], color="#57606a", linewidth=0.8, zorder=2)
+    for step, entry in points:
+        colour = OUTCOME_COLOURS.get(entry["outcome"], "#24292f")
+        ax.vlines(step, entry["lower"], entry["upper"], color=colour, linewidth=2.0, zorder=3)
+        ax.plot(step, entry["delta"], marker="o", color=colour, markersize=5, zorder=4)
+    if first_fail is not None:
+        ax.axvline(first_fail, color=BUDGET_COLOUR, linestyle=":", linewidth=1.0, zorder=1)
+    lows = [max(entry["lower"], -100.0) for _, entry in points] + [-budget, 0.0]
+    highs = [min(entry["upper"], 100.0) for _, entry in points] + [0.0]
+    span = max(highs) - min(lows) or 1.0
+    ax.set_ylim(min(lows) - 0.08 * span, max(highs) + 0.08 * span)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_xlabel("step")
+    ax.set_ylabel("Δ (points)")
+    ax.grid(color="#d0d7de", linewidth=0.5)
+
+
+def trajectory_chart(
+    panels: Sequence[tuple[str, Sequence[tuple[int, dict[str, Any]]], int | None]], columns: int = 3
+) -> str:
+    """Small multiples, one per task and the composite: (title, [(step, delta record)], first FAIL step)."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    rows = -(-len(panels) // columns)
+    with _style():
+        figure = Figure(figsize=(WIDTH_INCHES, 2.6 * rows + 0.8), layout="constrained")
+        axes = figure.subplots(rows, columns, squeeze=False).ravel()
+        for ax, (title, points, first_fail) in zip(axes, panels, strict=False):
+            _trajectory_panel(ax, clean_text(title, 60), points, first_fail)
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
+        handles = [
+            Line2D([], [], color=BUDGET_COLOUR, linewidth=1.8, label="−budget"),
+            Line2D([], [], color=BUDGET_COLOUR, linestyle=":", label="first FAIL"),
+            *(Line2D([], [], color=c, marker="o", label=f"Δ {name}") for name, c in OUTCOME_COLOURS.items()),
+        ]
+        figure.legend(handles=handles, loc="outside lower center", ncol=5, frameon=False)
+        return _svg(figure)
