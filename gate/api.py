@@ -236,6 +236,15 @@ def compare(a_path: Path, b_path: Path, fmt: ReportFormat = "md") -> str:
         return render_comparison(compare_results(a, b, sources=(str(a_path), str(b_path))), fmt)
 
 
+def compare_many(paths: Sequence[Path], fmt: ReportFormat = "md") -> str:
+    """Any number of saved results against one base: capabilities x candidates, and which one to ship."""
+    from gate.report.candidates import compare_candidates, render_candidates
+
+    results = [load_result(path) for path in paths]
+    with _needs_complete(*paths):
+        return render_candidates(compare_candidates(results, [str(path) for path in paths]), fmt)
+
+
 def _suite_and_tasks(config: GateConfig) -> tuple[Suite, list[PreparedTask]]:
     """The configured suite, checked against the config's task keys, with its items sampled."""
     suite = load_suite(config.suite)

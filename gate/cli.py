@@ -544,19 +544,26 @@ def report(result_path: Path, fmt: ReportFormat, out_path: Path | None) -> None:
 
 
 @main.command()
-@click.argument("a_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.argument("b_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("result_paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=_FORMAT, default="md", show_default=True, help=_FORMAT_HELP)
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_OUT_HELP)
 @handles_errors
-def compare(a_path: Path, b_path: Path, fmt: ReportFormat, out_path: Path | None) -> None:
-    """Show two checkpoints' results (same suite) side by side and which one to ship.
+def compare(result_paths: tuple[Path, ...], fmt: ReportFormat, out_path: Path | None) -> None:
+    """Show checkpoints' results (same suite, same base) side by side and which one to ship.
 
-    Example: gate compare a/result.json b/result.json --format html --out ab.html
+    Two results: A vs B. Three or more: a capabilities x candidates table and the recommended candidate.
+
+    Example: gate compare full/result.json lora/result.json replay/result.json --format html --out remedies.html
     """
+    if len(result_paths) < 2:
+        raise BadInputError("gate compare needs at least two result.json files: pass every candidate's result")
     from gate.api import compare as compare_results
+    from gate.api import compare_many
 
-    _emit(compare_results(a_path, b_path, fmt), out_path)
+    if len(result_paths) == 2:
+        _emit(compare_results(result_paths[0], result_paths[1], fmt), out_path)
+    else:
+        _emit(compare_many(result_paths, fmt), out_path)
 
 
 @main.command()

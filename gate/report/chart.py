@@ -15,7 +15,9 @@ from gate.report.escape import clean_text
 
 OUTCOME_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700"}
 BASE_COLOUR, CKPT_COLOUR, BUDGET_COLOUR = "#8c959f", "#0969da", "#cf222e"
-SERIES_STYLES = (("#0969da", "o"), ("#8250df", "s"))
+SERIES_STYLES = (
+    ("#0969da", "o"), ("#8250df", "s"), ("#bf8700", "D"), ("#1b7c83", "^"), ("#cf222e", "v"), ("#57606a", "P"),
+)
 BAND_COLOUR = "#f6f8fa"
 ROW_INCHES, WIDTH_INCHES = 0.42, 11.0
 _SVG_METADATA = {"Title": "gate: scores and deltas against budgets", "Date": None, "Creator": None,
@@ -56,7 +58,8 @@ def _delta_panel(ax: Any, rows: Sequence[dict[str, Any]], series: Sequence[Serie
     """Each delta as a point with its interval as a whisker, the budget as a red tick at -B, zero dashed."""
     _shade_capabilities(ax, rows)
     ax.axvline(0, color="#57606a", linestyle="--", linewidth=0.8, zorder=1)
-    offsets = [0.0] if len(series) == 1 else [-0.17, 0.17]
+    spread = 0.17 if len(series) == 2 else 0.3
+    offsets = [0.0] if len(series) == 1 else [-spread + 2 * spread * i / (len(series) - 1) for i in range(len(series))]
     limits = [0.0]
     for i, row in enumerate(rows):
         ax.vlines(-row["budget"], i - 0.42, i + 0.42, color=BUDGET_COLOUR, linewidth=2.2, zorder=2)
@@ -139,7 +142,7 @@ def report_chart(result: dict[str, Any]) -> str:
 
 
 def compare_chart(rows: Sequence[dict[str, Any]], series: Sequence[Series]) -> str:
-    """Two checkpoints' deltas on shared rows (tasks and composite), each row with its budget."""
+    """Several checkpoints' deltas on shared rows (tasks and composite), each row with its budget."""
     from matplotlib.figure import Figure
 
     with _style():
