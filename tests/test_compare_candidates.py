@@ -36,7 +36,7 @@ def test_three_candidates_give_a_table_and_ship_the_pass(
     cli = CliRunner().invoke(main, ["compare", *paths])
     assert cli.exit_code == ExitCode.OK, cli.output
     text = cli.stdout
-    assert text.startswith("✅ **gate compare: ship C**: C passes every budget (A fails on tiny_mc (-30.0 pts")
+    assert text.startswith("✅ **gate compare: ship C**: C passes every budget (A fails on tiny\\_mc (-30.0 pts")
     header = next(line for line in text.splitlines() if line.startswith("| Capability · task"))
     assert header.count(" Δ (pts) [CI] |") == 3
     row = next(line for line in text.splitlines() if line.startswith("| knowledge · tiny\\_mc"))

@@ -1,0 +1,88 @@
+"""`gate sweep` over real checkpoints of the embedded SmolLM2-135M-Instruct: unchanged, gentle, forgetful."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from helpers import chromium_render
+
+from gate.cli import main
+from gate.errors import ExitCode
+from gate.report.chart import OUTCOME_COLOURS
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+KEPT_TASKS = ("core_facts_mc", "core_facts_gen")  # core's cheapest pair: knowledge as multiple choice and generated
+
+
+def _examples() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_checkpoints", REPO / "examples" / "make_checkpoints.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One run's checkpoint folders, made for real: step 0 untrained (noop), 8 gentle, 12 forgetful LoRA SFT."""
+    make = _examples().make_checkpoint
+    run = tmp_path_factory.mktemp("run")
+    for step, kind in ((0, "noop"), (8, "gentle"), (12, "forgetful")):
+        make(kind, run / f"checkpoint-{step}")
+    return run
+
+
+def _knowledge_suite(folder: Path) -> Path:
+    """core's two knowledge tasks (multiple choice and generated) as their own suite, so the test stays short."""
+    shutil.copytree(REPO / "suites" / "core", folder)
+    spec = yaml.safe_load((folder / "suite.yaml").read_text())
+    spec["name"] = "core-knowledge"
+    spec["tasks"] = [task for task in spec["tasks"] if task["id"] in KEPT_TASKS]
+    (folder / "suite.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder
+
+
+def test_sweep_finds_the_first_fail_step_and_recommends_the_latest_pass(tmp_path: Path, real_run: Path) -> None:
+    suite = _knowledge_suite(tmp_path / "suite")
+    out = tmp_path / "sweep"
+    cli = CliRunner().invoke(main, ["sweep", f"{real_run}/checkpoint-*", "--suite", str(suite), "--out", str(out)])
+    record = json.loads((out / "sweep.json").read_text())
+    verdicts = {entry["step"]: entry["verdict"] for entry in record["checkpoints"]}
+    assert verdicts[12] == "FAIL" and verdicts[0] != "FAIL" and verdicts[8] != "FAIL", verdicts
+    assert cli.exit_code == ExitCode.REGRESSION, "--require last: the last checkpoint FAILs"
+    assert record["first_fail"]["core_facts_gen"] == 12 and record["first_fail"]["core_facts_mc"] is None
+    latest = [name for name, v in ((e["name"], e["verdict"]) for e in record["checkpoints"]) if v == "PASS"]
+    assert record["recommendation"]["latest_pass"] == (latest[-1] if latest else None)
+    assert record["recommendation"]["best_composite"] in ("checkpoint-0", "checkpoint-8")
+    # The base was scored once: the later checkpoints read it from the result cache.
+    caches = [json.loads((out / e["result"]).read_text())["timing"]["cache"] for e in record["checkpoints"][1:]]
+    assert all(cache["scored"]["base"] == 0 for cache in caches)
+
+    if shutil.which("chromium"):  # the trajectory page, as a person sees it
+        from PIL import Image
+
+        png = tmp_path / "sweep.png"
+        text = chromium_render(out / "sweep.html", png, window="1280,2000")
+        assert "gate sweep: FAIL" in text and "First FAIL step" in text
+        with Image.open(png) as image:
+            colours = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
+        red = tuple(int(OUTCOME_COLOURS["FAIL"][i : i + 2], 16) for i in (1, 3, 5))
+        assert sum(count for count, colour in colours if colour == red) > 200, "the chart's FAIL points are drawn"
+
+    again = CliRunner().invoke(main, ["sweep", str(real_run), "--suite", str(suite), "--out", str(out),
+                                      "--require", "any", "--stop-at-fail"])
+    resumed = json.loads((out / "sweep.json").read_text())
+    assert again.exit_code == (ExitCode.OK if latest else ExitCode.REGRESSION)
+    assert [e["verdict"] for e in resumed["checkpoints"]] == [e["verdict"] for e in record["checkpoints"]]
+    assert all(json.loads((out / e["result"]).read_text())["timing"]["cache"]["scored"] == {"base": 0, "checkpoint": 0}
+               for e in resumed["checkpoints"]), "a sweep run again resumes from the cache"
