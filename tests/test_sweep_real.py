@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -39,6 +40,16 @@ def _knowledge_suite(folder: Path) -> Path:
     return folder
 
 
+def _pixels(png: Path, colour: str) -> int:
+    """How many pixels of the screenshot have exactly this #rrggbb colour."""
+    from PIL import Image
+
+    rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    with Image.open(png) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 22) or []
+    return sum(count for count, found in colours if found == rgb)
+
+
 def test_sweep_finds_the_first_fail_step_and_recommends_the_latest_pass(tmp_path: Path, real_run: Path) -> None:
     suite = _knowledge_suite(tmp_path / "suite")
     out = tmp_path / "sweep"
@@ -63,15 +74,17 @@ def test_sweep_finds_the_first_fail_step_and_recommends_the_latest_pass(tmp_path
         seen |= used
 
     if shutil.which("chromium"):  # the trajectory page, as a person sees it
-        from PIL import Image
-
-        png = tmp_path / "sweep.png"
-        text = chromium_render(out / "sweep.html", png, window="1280,2000")
-        assert "gate sweep: FAIL" in text and "First FAIL step" in text
-        with Image.open(png) as image:
-            colours = image.convert("RGB").getcolors(maxcolors=1 << 20) or []
-        red = tuple(int(OUTCOME_COLOURS["FAIL"][i : i + 2], 16) for i in (1, 3, 5))
-        assert sum(count for count, colour in colours if colour == red) > 200, "the chart's FAIL points are drawn"
+        text = chromium_render(out / "sweep.html", tmp_path / "sweep.png", window="1280,2000")
+        assert "gate sweep: FAIL" in text and "First FAIL step" in text and "Trajectory" in text
+        page = (out / "sweep.html").read_text()
+        (tmp_path / "no-chart.html").write_text(re.sub(r"<svg.*</svg>", "", page, flags=re.DOTALL))
+        chromium_render(tmp_path / "no-chart.html", tmp_path / "no-chart.png", window="1280,2000")
+        # The banner and badges share the FAIL red; what the chart adds is its FAIL point and whisker (~180 pixels
+        # for one, measured on a synthetic record) besides the legend's marker (~60).
+        drawn = _pixels(tmp_path / "sweep.png", OUTCOME_COLOURS["FAIL"]) - _pixels(
+            tmp_path / "no-chart.png", OUTCOME_COLOURS["FAIL"]
+        )
+        assert drawn > 120, f"the chart draws the FAIL at step 12 ({drawn} FAIL-red pixels)"
 
     again = CliRunner().invoke(main, ["sweep", str(real_run), "--suite", str(suite), "--out", str(out),
                                       "--require", "any", "--stop-at-fail"])

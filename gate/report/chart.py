@@ -19,6 +19,8 @@ SERIES_STYLES = (
     ("#0969da", "o"), ("#8250df", "s"), ("#bf8700", "D"), ("#1b7c83", "^"), ("#cf222e", "v"), ("#57606a", "P"),
 )
 BAND_COLOUR = "#f6f8fa"
+# The trajectory's budget and first-FAIL lines: a lighter red than a FAIL point, so the two never read as one.
+TRAJECTORY_LINE_COLOUR = "#ff8182"
 ROW_INCHES, WIDTH_INCHES = 0.42, 11.0
 _SVG_METADATA = {"Title": "gate: scores and deltas against budgets", "Date": None, "Creator": None,
                  "Format": None, "Type": None}
@@ -158,7 +160,7 @@ def _trajectory_panel(
     """One series' delta against the step: interval as a whisker, the budget as a red line at -B, zero dashed."""
     ax.axhline(0, color="#57606a", linestyle="--", linewidth=0.8, zorder=1)
     budget = points[0][1]["budget"]
-    ax.axhline(-budget, color=BUDGET_COLOUR, linewidth=1.8, zorder=2)
+    ax.axhline(-budget, color=TRAJECTORY_LINE_COLOUR, linewidth=1.8, zorder=2)
     steps = [step for step, _ in points]
     ax.plot(steps, [entry["delta"] for _, entry in points], color="#57606a", linewidth=0.8, zorder=2)
     for step, entry in points:
@@ -166,7 +168,7 @@ def _trajectory_panel(
         ax.vlines(step, entry["lower"], entry["upper"], color=colour, linewidth=2.0, zorder=3)
         ax.plot(step, entry["delta"], marker="o", color=colour, markersize=5, zorder=4)
     if first_fail is not None:
-        ax.axvline(first_fail, color=BUDGET_COLOUR, linestyle=":", linewidth=1.0, zorder=1)
+        ax.axvline(first_fail, color=TRAJECTORY_LINE_COLOUR, linestyle=":", linewidth=1.0, zorder=1)
     lows = [max(entry["lower"], -100.0) for _, entry in points] + [-budget, 0.0]
     highs = [min(entry["upper"], 100.0) for _, entry in points] + [0.0]
     span = max(highs) - min(lows) or 1.0
@@ -193,8 +195,8 @@ def trajectory_chart(
         for ax in axes[len(panels) :]:
             ax.set_visible(False)
         handles = [
-            Line2D([], [], color=BUDGET_COLOUR, linewidth=1.8, label="−budget"),
-            Line2D([], [], color=BUDGET_COLOUR, linestyle=":", label="first FAIL"),
+            Line2D([], [], color=TRAJECTORY_LINE_COLOUR, linewidth=1.8, label="−budget"),
+            Line2D([], [], color=TRAJECTORY_LINE_COLOUR, linestyle=":", label="first FAIL"),
             *(Line2D([], [], color=c, marker="o", label=f"Δ {name}") for name, c in OUTCOME_COLOURS.items()),
         ]
         figure.legend(handles=handles, loc="outside lower center", ncol=5, frameon=False)
