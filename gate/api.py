@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 import uuid
@@ -250,6 +251,15 @@ def compare(a_path: Path, b_path: Path, fmt: Literal["md", "html", "json"] = "md
     a, b = load_result(a_path), load_result(b_path)
     with _needs_complete(a_path, b_path):
         return render_comparison(compare_results(a, b, sources=(str(a_path), str(b_path))), fmt)
+
+
+def compare_many(paths: Sequence[Path], fmt: Literal["md", "html", "json"] = "md") -> str:
+    """Any number of saved results against one base: capabilities x candidates, and which one to ship."""
+    from gate.report.candidates import compare_candidates, render_candidates
+
+    results = [load_result(path) for path in paths]
+    with _needs_complete(*paths):
+        return render_candidates(compare_candidates(results, [str(path) for path in paths]), fmt)
 
 
 def _suite_and_tasks(config: GateConfig, *, extend: bool = False) -> tuple[Suite, list[PreparedTask]]:
@@ -623,3 +633,61 @@ def merge(
     if out_dir is not None:
         write_outputs(result, out_dir, html=html)
     return result
+
+
+def sweep(
+    checkpoints: Sequence[str],
+    *,
+    base: str | None = None,
+    config: GateConfig | Path | None = None,
+    suite: str | None = None,
+    out_dir: Path = Path("gate-sweep"),
+    data_dir: Path | None = None,
+    batch_size: int | None = None,
+    device: str | None = None,
+    require: str = "last",
+    stop_at_fail: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, object]:
+    """Gate every checkpoint of one run in step order (base scored once, through the result cache); write
+    sweep.json, sweep.md and sweep.html beside each checkpoint's own result folder; return the sweep record.
+
+    With `stop_at_fail`, the checkpoints after the first FAIL are skipped (recorded as such).
+    """
+    from gate.report.sweep import render_sweep_html, render_sweep_markdown
+    from gate.sweep import SWEEP_FILE, SWEEP_HTML, SWEEP_REPORT, build_record, discover, selected
+
+    distributed.single_process("gate sweep")
+    started, clock = _now(), time.monotonic()
+    points = discover(checkpoints)
+    selected(points, require)  # fail before any scoring
+    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    if not gate_config.cache:
+        log.warning("gate sweep without the result cache scores the base again for every checkpoint")
+    results: dict[str, dict[str, object]] = {}
+    for index, point in enumerate(points, start=1):
+        label = f"{point.name} ({index}/{len(points)})"
+        say = None if progress is None else functools.partial(_prefixed, progress, label)
+        if say:
+            say("gating")
+        result = run(
+            str(point.path), base=base, config=gate_config, suite=suite, out_dir=out_dir / point.name,
+            data_dir=data_dir, batch_size=batch_size, device=device, progress=say,
+        )
+        results[point.name] = result.to_dict()
+        if say:
+            say(f"{result.verdict}: {result.summary}")
+        if stop_at_fail and result.verdict == Outcome.FAIL.value:
+            break
+    record = build_record(
+        points, results, out_dir, require=require, stop_at_fail=stop_at_fail,
+        timing={"started": started, "finished": _now(), "seconds": round(time.monotonic() - clock, 1)},
+    )
+    atomic_write_text(out_dir / SWEEP_FILE, json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    atomic_write_text(out_dir / SWEEP_REPORT, render_sweep_markdown(record))
+    atomic_write_text(out_dir / SWEEP_HTML, render_sweep_html(record))
+    return record
+
+
+def _prefixed(progress: Callable[[str], None], prefix: str, message: str) -> None:
+    progress(f"{prefix}: {message}")

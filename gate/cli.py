@@ -381,6 +381,64 @@ def merge_command(
     _finish(result, out_dir, html, junit_path)
 
 
+@main.command("sweep", short_help="Gate every checkpoint of a training run, in step order.")
+@click.argument("checkpoints", nargs=-1, required=True)
+@click.option("--base", default=None, help="Base model (default: the adapters' base, gate.yaml's, or the default).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml.")
+@click.option("--suite", default=None, help="Suite name or path to a suite folder.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=Path("gate-sweep"),
+              show_default=True, help="Folder for sweep.json, sweep.md, sweep.html and a result folder per checkpoint.")
+@click.option("--require", default="last", show_default=True,
+              help="Which checkpoint must pass for exit 0: last, any, or a checkpoint's name or step.")
+@click.option("--stop-at-fail", is_flag=True, help="Skip the checkpoints after the first FAIL.")
+@DATA_DIR_OPTION
+@CACHE_DIR_OPTION
+@click.option("--batch-size", type=click.IntRange(1, 4096), default=None, help="Batch size for both models.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device for both models.")
+@click.option("--fail-on-warn", is_flag=True, default=None, help="A WARN does not pass --require either.")
+@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@handles_errors
+def sweep_command(
+    checkpoints: tuple[str, ...],
+    base: str | None,
+    config_path: Path | None,
+    suite: str | None,
+    out_dir: Path,
+    require: str,
+    stop_at_fail: bool,
+    data_dir: Path | None,
+    cache_dir: Path | None,
+    batch_size: int | None,
+    device: str | None,
+    fail_on_warn: bool | None,
+    verbose: bool,
+) -> None:
+    """Gate every checkpoint of one run in step order; exit 0 when the --require checkpoint passes, 1 otherwise.
+
+    CHECKPOINTS: a glob, a folder of checkpoint-N folders, or checkpoint paths. The base is scored once (result
+    cache); a sweep started again resumes from the cache.
+
+    Example: gate sweep 'runs/exp1/checkpoint-*' --suite core --require last
+    """
+    _configure_logging(verbose)
+    from gate.api import sweep
+    from gate.config import load_config
+
+    config = load_config(config_path).with_overrides(
+        cache_dir=str(cache_dir) if cache_dir else None, warn_blocks=fail_on_warn
+    )
+    record = sweep(
+        list(checkpoints), base=base, config=config, suite=suite, out_dir=out_dir, data_dir=data_dir,
+        batch_size=batch_size, device=device, require=require, stop_at_fail=stop_at_fail,
+        progress=_progress(time.monotonic()),
+    )
+    recommendation = record["recommendation"]
+    assert isinstance(recommendation, dict)
+    click.echo(f"{'PASS' if record['passed'] else 'FAIL'} (--require {require}): {recommendation['reason']}")
+    click.echo(f"report: {out_dir / 'sweep.md'}  html: {out_dir / 'sweep.html'}  record: {out_dir / 'sweep.json'}")
+    sys.exit(int(str(record["exit_code"])))
+
+
 @main.command("baseline", short_help="Score the base on every suite item into the result cache.")
 @click.option("--base", default=None, help="Base model (default: gate.yaml's, or smollm2-135m-instruct).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="gate.yaml.")
@@ -605,21 +663,28 @@ def report(result_path: Path, fmt: ReportFormat, out_path: Path | None) -> None:
     _emit(render_report(result_path, fmt), out_path)
 
 
-@main.command(short_help="Two checkpoints' results side by side, and which one to ship.")
-@click.argument("a_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.argument("b_path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@main.command(short_help="Checkpoints' results side by side, and which one to ship.")
+@click.argument("result_paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["md", "html", "json"]), default="md", show_default=True,
               help=_FORMAT_HELP + " json: for scripts.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=_OUT_HELP)
 @handles_errors
-def compare(a_path: Path, b_path: Path, fmt: Literal["md", "html", "json"], out_path: Path | None) -> None:
-    """Show two checkpoints' results (same suite) side by side and which one to ship.
+def compare(result_paths: tuple[Path, ...], fmt: Literal["md", "html", "json"], out_path: Path | None) -> None:
+    """Show checkpoints' results (same suite, same base) side by side and which one to ship.
 
-    Example: gate compare a/result.json b/result.json --format html --out ab.html
+    Two results: A vs B. Three or more: a capabilities x candidates table and the recommended candidate.
+
+    Example: gate compare full/result.json lora/result.json replay/result.json --format html --out remedies.html
     """
+    if len(result_paths) < 2:
+        raise BadInputError("gate compare needs at least two result.json files: pass every candidate's result")
     from gate.api import compare as compare_results
+    from gate.api import compare_many
 
-    _emit(compare_results(a_path, b_path, fmt), out_path)
+    if len(result_paths) == 2:
+        _emit(compare_results(result_paths[0], result_paths[1], fmt), out_path)
+    else:
+        _emit(compare_many(result_paths, fmt), out_path)
 
 
 @main.command()

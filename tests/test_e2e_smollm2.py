@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
-from helpers import chromium_render
+from helpers import chromium_render, real_checkpoint
 
 from gate.ci.github import task_annotations
 from gate.cli import main
@@ -19,22 +16,12 @@ from gate.errors import ExitCode
 from gate.report.junit import render_junit
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _examples() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_checkpoints", REPO / "examples" / "make_checkpoints.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def forgetful_adapter(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A narrow, high-learning-rate LoRA SFT of the embedded model, trained in this test session (~90 s)."""
-    return Path(_examples().make_checkpoint("forgetful", tmp_path_factory.mktemp("ckpt") / "forgetful"))
+    """A narrow, high-learning-rate LoRA SFT of the embedded model, trained once in this test session (~90 s)."""
+    return real_checkpoint("forgetful", tmp_path_factory)
 
 
 def _gate(tmp_path: Path, *args: str) -> tuple[int, dict, str]:

@@ -15,8 +15,12 @@ from gate.report.escape import clean_text
 
 OUTCOME_COLOURS = {"PASS": "#1a7f37", "FAIL": "#cf222e", "WARN": "#9a6700"}
 BASE_COLOUR, CKPT_COLOUR, BUDGET_COLOUR = "#8c959f", "#0969da", "#cf222e"
-SERIES_STYLES = (("#0969da", "o"), ("#8250df", "s"))
+SERIES_STYLES = (
+    ("#0969da", "o"), ("#8250df", "s"), ("#bf8700", "D"), ("#1b7c83", "^"), ("#cf222e", "v"), ("#57606a", "P"),
+)
 BAND_COLOUR = "#f6f8fa"
+# The trajectory's budget and first-FAIL lines: a lighter red than a FAIL point, so the two never read as one.
+TRAJECTORY_LINE_COLOUR = "#ff8182"
 ROW_INCHES, WIDTH_INCHES = 0.42, 11.0
 _SVG_METADATA = {"Title": "gate: scores and deltas against budgets", "Date": None, "Creator": None,
                  "Format": None, "Type": None}
@@ -57,7 +61,8 @@ def _delta_panel(ax: Any, rows: Sequence[dict[str, Any]], series: Sequence[Serie
     """Each delta as a point with its interval as a whisker, the budget as a red tick at -B, zero dashed."""
     _shade_capabilities(ax, rows)
     ax.axvline(0, color="#57606a", linestyle="--", linewidth=0.8, zorder=1)
-    offsets = [0.0] if len(series) == 1 else [-0.17, 0.17]
+    spread = 0.17 if len(series) == 2 else 0.3
+    offsets = [0.0] if len(series) == 1 else [-spread + 2 * spread * i / (len(series) - 1) for i in range(len(series))]
     limits = [0.0]
     for i, row in enumerate(rows):
         ax.vlines(-row["budget"], i - 0.42, i + 0.42, color=BUDGET_COLOUR, linewidth=2.2, zorder=2)
@@ -140,11 +145,60 @@ def report_chart(result: dict[str, Any]) -> str:
 
 
 def compare_chart(rows: Sequence[dict[str, Any]], series: Sequence[Series]) -> str:
-    """Two checkpoints' deltas on shared rows (tasks and composite), each row with its budget."""
+    """Several checkpoints' deltas on shared rows (tasks and composite), each row with its budget."""
     from matplotlib.figure import Figure
 
     with _style():
         figure = Figure(figsize=(WIDTH_INCHES, ROW_INCHES * 1.4 * len(rows) + 1.6), layout="constrained")
         _delta_panel(figure.subplots(), rows, series, by_outcome=False)
         figure.legend(handles=_legend_handles(series), loc="outside lower center", ncol=3, frameon=False)
+        return _svg(figure)
+
+
+def _trajectory_panel(
+    ax: Any, title: str, points: Sequence[tuple[int, dict[str, Any]]], first_fail: int | None
+) -> None:
+    """One series' delta against the step: interval as a whisker, the budget as a red line at -B, zero dashed."""
+    ax.axhline(0, color="#57606a", linestyle="--", linewidth=0.8, zorder=1)
+    budget = points[0][1]["budget"]
+    ax.axhline(-budget, color=TRAJECTORY_LINE_COLOUR, linewidth=1.8, zorder=2)
+    steps = [step for step, _ in points]
+    ax.plot(steps, [entry["delta"] for _, entry in points], color="#57606a", linewidth=0.8, zorder=2)
+    for step, entry in points:
+        colour = OUTCOME_COLOURS.get(entry["outcome"], "#24292f")
+        ax.vlines(step, entry["lower"], entry["upper"], color=colour, linewidth=2.0, zorder=3)
+        ax.plot(step, entry["delta"], marker="o", color=colour, markersize=5, zorder=4)
+    if first_fail is not None:
+        ax.axvline(first_fail, color=TRAJECTORY_LINE_COLOUR, linestyle=":", linewidth=1.0, zorder=1)
+    lows = [max(entry["lower"], -100.0) for _, entry in points] + [-budget, 0.0]
+    highs = [min(entry["upper"], 100.0) for _, entry in points] + [0.0]
+    span = max(highs) - min(lows) or 1.0
+    ax.set_ylim(min(lows) - 0.08 * span, max(highs) + 0.08 * span)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.set_xlabel("step")
+    ax.set_ylabel("Δ (points)")
+    ax.grid(color="#d0d7de", linewidth=0.5)
+
+
+def trajectory_chart(
+    panels: Sequence[tuple[str, Sequence[tuple[int, dict[str, Any]]], int | None]], columns: int = 3
+) -> str:
+    """Small multiples, one per task and the composite: (title, [(step, delta record)], first FAIL step)."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    rows = -(-len(panels) // columns)
+    with _style():
+        figure = Figure(figsize=(WIDTH_INCHES, 2.6 * rows + 0.8), layout="constrained")
+        axes = figure.subplots(rows, columns, squeeze=False).ravel()
+        for ax, (title, points, first_fail) in zip(axes, panels, strict=False):
+            _trajectory_panel(ax, clean_text(title, 60), points, first_fail)
+        for ax in axes[len(panels) :]:
+            ax.set_visible(False)
+        handles = [
+            Line2D([], [], color=TRAJECTORY_LINE_COLOUR, linewidth=1.8, label="−budget"),
+            Line2D([], [], color=TRAJECTORY_LINE_COLOUR, linestyle=":", label="first FAIL"),
+            *(Line2D([], [], color=c, marker="o", label=f"Δ {name}") for name, c in OUTCOME_COLOURS.items()),
+        ]
+        figure.legend(handles=handles, loc="outside lower center", ncol=5, frameon=False)
         return _svg(figure)

@@ -1,0 +1,1 @@
+"""Integrations with training frameworks: gate a model while it trains (see gate.integrations.transformers)."""
