@@ -36,6 +36,7 @@ from gate.result import (
     package_versions,
 )
 from gate.runner import ModelPair, PairedTask, ScoringSettings
+from gate.sandbox import check_code_execution
 from gate.sequential import SequentialPolicy, TaskPlan
 from gate.sequential import plan as sequential_plan
 from gate.shards import Shard, check_shardable, merge_pairs, read_partials, shard_doc_ids, write_partial
@@ -235,6 +236,13 @@ def compare(a_path: Path, b_path: Path, fmt: ReportFormat = "md") -> str:
         return render_comparison(compare_results(a, b, sources=(str(a_path), str(b_path))), fmt)
 
 
+def _scored_suite(config: GateConfig) -> tuple[Suite, list[PreparedTask]]:
+    """The suite and tasks about to be scored; BadInputError when a task runs generated code without the opt-in."""
+    suite, tasks = _suite_and_tasks(config)
+    check_code_execution([(task.spec.id, task.lm_eval_config) for task in tasks], config.allow_code_execution)
+    return suite, tasks
+
+
 def _suite_and_tasks(config: GateConfig) -> tuple[Suite, list[PreparedTask]]:
     """The configured suite, checked against the config's task keys, with its items sampled."""
     suite = load_suite(config.suite)
@@ -321,10 +329,12 @@ def baseline(
     model = resolve_model(
         gate_config.base, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
     )
-    _, tasks = _suite_and_tasks(gate_config)
+    _, tasks = _scored_suite(gate_config)
     served = _endpoints(gate_config).get("base")
     endpoints = {"base": served, "checkpoint": served} if served else {}
-    with ModelPair(model, model, settings, endpoints=endpoints) as models:
+    with ModelPair(
+        model, model, settings, endpoints=endpoints, allow_code_execution=gate_config.allow_code_execution
+    ) as models:
         CachedScorer(models, cache).score("base", tasks, {task.spec.id: task.doc_ids for task in tasks}, progress)
     return Baseline(
         base=model.describe(),
@@ -421,7 +431,7 @@ def run(
         suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
-    the_suite, tasks = _suite_and_tasks(gate_config)
+    the_suite, tasks = _scored_suite(gate_config)
     settings = _settings(gate_config)
     budgets = _task_budgets(gate_config, the_suite)
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
@@ -435,7 +445,14 @@ def run(
             "vLLM (it spreads over GPUs with vllm.data_parallel_size) or for served models"
         )
     distributed.prepare(settings.device)
-    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
+    with ModelPair(
+        base_model,
+        checkpoint,
+        settings,
+        gate_config.allow_differences,
+        endpoints,
+        allow_code_execution=gate_config.allow_code_execution,
+    ) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         cache = _result_cache(gate_config, settings) if processes == 1 else None
@@ -504,12 +521,19 @@ def run_shard(
         mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
-    the_suite, tasks = _suite_and_tasks(gate_config)
+    the_suite, tasks = _scored_suite(gate_config)
     check_shardable(tasks, shard)
     _task_budgets(gate_config, the_suite)  # fail early
     settings = _settings(gate_config)
     endpoints = _endpoints(gate_config)
-    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
+    with ModelPair(
+        base_model,
+        checkpoint,
+        settings,
+        gate_config.allow_differences,
+        endpoints,
+        allow_code_execution=gate_config.allow_code_execution,
+    ) as models:
         cache = _result_cache(gate_config, settings)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         paired = score_pairs(scorer, tasks, {task.spec.id: shard_doc_ids(task, shard) for task in tasks}, progress)

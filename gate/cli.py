@@ -155,6 +155,12 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device for both models.")
 @click.option("--allow-pickle", is_flag=True, default=None, help="Allow pickle (.bin) weights, which can run code.")
 @click.option("--trust-remote-code", is_flag=True, default=None, help="Allow a model's own Python code to run.")
+@click.option(
+    "--allow-code-execution",
+    is_flag=True,
+    default=None,
+    help="Run the model's generated programs for code tasks (HumanEval), confined in a sandbox.",
+)
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
 @HTML_OPTION
 @click.option(
@@ -186,6 +192,7 @@ def run(
     device: str | None,
     allow_pickle: bool | None,
     trust_remote_code: bool | None,
+    allow_code_execution: bool | None,
     fail_on_warn: bool | None,
     html: bool,
     junit_path: Path | None,
@@ -214,6 +221,7 @@ def run(
     config = config.with_overrides(
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
+        allow_code_execution=allow_code_execution,
         warn_blocks=fail_on_warn,
         cache=False if no_cache else None,
         cache_dir=str(cache_dir) if cache_dir else None,

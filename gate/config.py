@@ -113,6 +113,8 @@ class GateConfig(_Strict):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    # Run the model's generated programs (code tasks such as HumanEval), confined by gate.sandbox.
+    allow_code_execution: bool = False
     waivers: list[Waiver] = []
     # Per-item results of both models are kept here (default: GATE_CACHE_DIR, else ~/.cache/sft-gate), so the base
     # is scored once per suite and an interrupted run resumes; `cache: false` scores everything afresh.

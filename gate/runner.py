@@ -202,8 +202,11 @@ class ModelPair:
         settings: ScoringSettings,
         allow_differences: Collection[str] = (),
         endpoints: Mapping[str, Endpoint] | None = None,
+        *,
+        allow_code_execution: bool = False,
     ) -> None:
         self.base, self.checkpoint, self.settings = base, checkpoint, settings
+        self.allow_code_execution = allow_code_execution
         self.allow_differences = frozenset(allow_differences)
         self.endpoints = dict(endpoints or {})
         in_process = settings.backend == "hf" and not self.endpoints
@@ -306,7 +309,9 @@ class ModelPair:
         """Score `role` ("base" or "checkpoint") on the given doc ids of each task, in that order."""
         lm, model, context = self._active(role)
         with context:
-            return _score(lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role))
+            return _score(
+                lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role), self.allow_code_execution
+            )
 
     def _logits(self, role: str, text: str) -> Any:
         """`role`'s logits (positions x vocabulary, float32) on a plain text."""
@@ -376,6 +381,7 @@ def _score(
     progress: ProgressHook | None,
     settings: ScoringSettings,
     endpoint: Endpoint | None = None,
+    allow_code_execution: bool = False,
 ) -> ModelScores:
     has_template = getattr(lm.tokenizer, "chat_template", None) is not None
     dtype = settings.dtype
@@ -405,6 +411,7 @@ def _score(
                 use_cache=None,
                 cache_requests=False,
                 task_manager=bare_task_manager(),
+                confirm_run_unsafe_code=allow_code_execution,
             )
         except GateError:
             raise
