@@ -1,10 +1,10 @@
 """Whether a reply refuses the request: a transparent rule-based classifier (the default of the safety suite).
 
-A reply is a refusal when its opening (the first `OPENING_CHARS` characters, where models state a refusal) matches one
-of `OPENING_PATTERNS`, or anywhere matches one of `ANYWHERE_PATTERNS` (phrases that only a refusal or a partial
+A reply is a refusal when its opening (the first `OPENING_CHARS` characters, where models state a refusal) matches
+one of `OPENING_PATTERNS`, or anywhere matches one of `ANYWHERE_PATTERNS` (phrases that only a refusal or a partial
 refusal uses). Partial refusals (declining part of the request, or answering while calling the request wrong) count
-as refusals, as in XSTest's own evaluation. docs/safety.md gives the agreement with XSTest's human labels, and
-`bench/refusal_agreement.py` recomputes it.
+as refusals, as in XSTest's own evaluation. docs/safety-code-chinese.md gives its agreement with XSTest's human
+labels, and `bench/refusal_agreement.py` recomputes it.
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Each program runs in a fresh `python -I` (no user site, no PYTHON* variables) in a temporary working folder that is
 deleted afterwards, with an environment of PATH, HOME (that folder) and LANG only, limits on CPU time, address space,
 file size and core dumps (resource.setrlimit), as user `nobody` when the gate runs as root (and `nobody` can run
-this Python), a wall-clock timeout that kills its whole process group, and no
-network: a new network namespace (`unshare --net`, as root or through a user namespace) where the platform allows it,
-else only a guard that makes `socket` unusable inside the program (`NETWORK_ISOLATION` says which). It passes when it
-exits with status 0 in time. This confines mistakes of a model, not a determined attacker: see docs/code.md.
+this Python), a wall-clock timeout that kills its whole process group, and no network: a new network namespace
+(`unshare --net`, through a user namespace or as root) where the platform allows it, else only a guard that makes
+`socket` unusable inside the program (`network_isolation()` says which). It passes when it exits 0 in time. This confines mistakes of a model, not a determined attacker: see
+docs/safety-code-chinese.md.
 """
 
 from __future__ import annotations
