@@ -5,8 +5,8 @@ deleted afterwards, with an environment of PATH, HOME (that folder) and LANG onl
 file size and core dumps (resource.setrlimit), as user `nobody` when the gate runs as root (and `nobody` can run
 this Python), a wall-clock timeout that kills its whole process group, and no network: a new network namespace
 (`unshare --net`, through a user namespace or as root) where the platform allows it, else only a guard that makes
-`socket` unusable inside the program (`network_isolation()` says which). It passes when it exits 0 in time. This confines mistakes of a model, not a determined attacker: see
-docs/safety-code-chinese.md.
+`socket` unusable inside the program (`network_isolation()` says which). It passes when it exits 0 in time. This
+confines mistakes of a model, not a determined attacker: see docs/safety-code-chinese.md.
 """
 
 from __future__ import annotations

@@ -106,3 +106,10 @@ def test_safety_runs_offline_on_the_embedded_model(tmp_path: Path) -> None:
     for task in record["tasks"]:
         assert task["n"] == 2 and task["chat_template"] and task["delta"] == 0
         assert all(score in (0.0, 1.0) for _, score, _ in task["items"])
+
+
+def test_suites_list_shows_the_new_suites() -> None:
+    result = CliRunner().invoke(main, ["suites", "list"])
+    assert result.exit_code == ExitCode.OK, result.output
+    listed = {line.split()[0] for line in result.output.splitlines() if line.strip()}
+    assert {"safety", "code", "general-zh"} <= listed, result.output
