@@ -23,7 +23,7 @@ from gate.stats import required_items, tango_required_items
 from gate.verdict import Outcome, Policy, TaskEvidence, decide
 
 DISCORDANCES = (0.05, 0.1, 0.2)
-SMALL_N = 100  # the statistics.md example for the naive rule's false alarms
+SMALL_N = 100  # the docs/statistics.md example for the naive rule's false alarms
 
 
 def simulate_items(

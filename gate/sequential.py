@@ -90,7 +90,7 @@ _FAILED = (StopReason.FAIL, StopReason.CATASTROPHIC, StopReason.COLLAPSE)
 
 @dataclass(frozen=True)
 class SequentialPolicy:
-    """Error rates, smoke stage and planning inputs of a sequential gate (defaults per statistics.md).
+    """Error rates, smoke stage and planning inputs of a sequential gate (defaults per docs/statistics.md).
 
     alpha_fail is family-wise, Bonferroni over the tasks and the composite; each task spends smoke_share of its
     share on the smoke checks. alpha_pass applies per task. sequence is the tasks' confidence sequence: "design-
@@ -112,8 +112,8 @@ class SequentialPolicy:
     collapse_share: float = 0.5
     collapse_gap: float = 0.3
     pass_power: float = 0.95
-    # statistics.md's reference design FAILs -2B 97% of the time (its targets ask for at least 90%); a sequential
-    # test saves more over the fixed-n design of the same power the higher that power (bench/simulate_sequential.py).
+    # 97%, not the 90% the targets ask for: a sequential test saves more over the fixed-n design of the same power
+    # the higher that power (docs/statistics.md, section 7; bench/simulate_sequential.py).
     fail_power: float = 0.97
     planning_discordance: float = 0.1
     sequence: SequenceMethod = "design-betting"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import torch
-from helpers import SHARED_DATA, SMOLLM2_GGUF, smollm2_folder
+from helpers import SMOLLM2_GGUF, TEST_DATA, smollm2_folder
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
@@ -230,7 +230,7 @@ def _suite_requests(items: int) -> Iterator[tuple[str, list[Instance]]]:
     """The loglikelihood requests of a few seeded items of every multiple-choice task of the shipped suites."""
     from gate.suites import bare_task_manager, load_suite, prepare_tasks
 
-    for suite, data_dir in (("core", None), ("general", SHARED_DATA)):
+    for suite, data_dir in (("core", None), ("general", TEST_DATA)):
         for prepared in prepare_tasks(load_suite(suite), seed=5, data_dir=data_dir, max_items=items):
             if prepared.lm_eval_config.get("output_type", "generate_until") == "generate_until":
                 continue  # generation never reaches the log-likelihood scorer

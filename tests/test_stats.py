@@ -293,7 +293,7 @@ def test_holm_equals_closed_testing_with_bonferroni(p: list[float], alpha: float
 
 
 def test_planning_reproduces_the_design_numbers() -> None:
-    """statistics.md: 1,203 items at r = 0.1, B = 3; 433 at B = 5; ~2.3 points certifiable at 2,000 items."""
+    """docs/statistics.md: 1,203 items at r = 0.1, B = 3; 433 at B = 5; ~2.3 points certifiable at 2,000 items."""
     assert required_items(3.0, 0.1, 0.05, 0.95) == 1203
     assert required_items(5.0, 0.1, 0.05, 0.95) == 433
     assert certifiable_budget(2000, 0.1, 0.05, 0.95) == pytest.approx(2.33, abs=0.01)
