@@ -18,6 +18,7 @@ from gate.backends import Endpoint, VllmOptions, load_served, load_vllm
 from gate.distributed import share_from_main, world_size
 from gate.errors import BadInputError, GateError, RunError
 from gate.models import ResolvedModel
+from gate.sandbox import code_execution_allowed
 from gate.suites import PreparedTask, bare_task_manager
 
 log = logging.getLogger("gate")
@@ -395,24 +396,26 @@ def _score(
             n_items = sum(len(doc_ids[t.spec.id]) for t in group)
             mode = "with chat template" if use_template else "plain prompts"
             progress(f"scoring {model.describe()}: {len(group)} task(s), {n_items} items, {mode}")
+        allowed = code_execution_allowed() if allow_code_execution else contextlib.nullcontext()
         try:
-            results = _evaluate(
-                lm,
-                model,
-                tasks=[t.lm_eval_config for t in group],
-                # Sorted: lm-eval 0.4.13 logs the k-th selected doc (in dataset order) under the k-th doc id of the
-                # list as given, so an unsorted list mislabels items (lm-eval issue #4084). Outputs come back in the
-                # order asked for: _outputs picks them by doc id.
-                samples={t.spec.id: sorted(doc_ids[t.spec.id]) for t in group},
-                log_samples=True,
-                apply_chat_template=use_template,
-                fewshot_as_multiturn=use_template,
-                bootstrap_iters=0,
-                use_cache=None,
-                cache_requests=False,
-                task_manager=bare_task_manager(),
-                confirm_run_unsafe_code=allow_code_execution,
-            )
+            with allowed:
+                results = _evaluate(
+                    lm,
+                    model,
+                    tasks=[t.lm_eval_config for t in group],
+                    # Sorted: lm-eval 0.4.13 logs the k-th selected doc (in dataset order) under the k-th doc id of
+                    # the list as given, so an unsorted list mislabels items (lm-eval issue #4084). Outputs come back
+                    # in the order asked for: _outputs picks them by doc id.
+                    samples={t.spec.id: sorted(doc_ids[t.spec.id]) for t in group},
+                    log_samples=True,
+                    apply_chat_template=use_template,
+                    fewshot_as_multiturn=use_template,
+                    bootstrap_iters=0,
+                    use_cache=None,
+                    cache_requests=False,
+                    task_manager=bare_task_manager(),
+                    confirm_run_unsafe_code=allow_code_execution,
+                )
         except GateError:
             raise
         except Exception as exc:  # a served model's client fails in its own ways (aiohttp, HTTP statuses)

@@ -7,6 +7,9 @@ this Python), a wall-clock timeout that kills its whole process group, and no ne
 (`unshare --net`, through a user namespace or as root) where the platform allows it, else only a guard that makes
 `socket` unusable inside the program (`network_isolation()` says which). It passes when it exits 0 in time. This
 confines mistakes of a model, not a determined attacker: see docs/safety-code-chinese.md.
+
+Nothing runs unless the run opted in: `run_program` refuses outside `code_execution_allowed()`, which the runner
+enters only when the configuration allows code execution, whatever a task's config says.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,21 @@ class Limits:
     memory_bytes: int = 1 << 30
     file_bytes: int = 16 << 20
     wall_seconds: float = 10.0
+
+
+DEFAULT_LIMITS = Limits()
+_permission = threading.local()
+
+
+@contextlib.contextmanager
+def code_execution_allowed() -> Iterator[None]:
+    """Within this block (in this thread) run_program may run programs: the run's opt-in, entered by the runner."""
+    before = getattr(_permission, "allowed", False)
+    _permission.allowed = True
+    try:
+        yield
+    finally:
+        _permission.allowed = before
 
 
 @dataclass(frozen=True)
@@ -119,8 +138,15 @@ def _confine(limits: Limits, as_nobody: bool) -> None:
         _drop_privileges()
 
 
-def run_program(source: str, limits: Limits = Limits()) -> ProgramResult:
-    """Run a Python program confined as the module docstring says; whether it exits 0 in time."""
+def run_program(source: str, limits: Limits | None = None) -> ProgramResult:
+    """Run a Python program confined as the module docstring says (DEFAULT_LIMITS unless told); whether it exits 0 in
+    time. BadInputError, and nothing run, outside code_execution_allowed()."""
+    if not getattr(_permission, "allowed", False):
+        raise BadInputError(
+            f"a task runs the model's generated code, which this run has not allowed: allow it on purpose with "
+            f"{CODE_FLAG} (or `{CODE_KEY}: true` in gate.yaml, outside the Action), or drop the task"
+        )
+    limits = limits or DEFAULT_LIMITS
     isolation = _isolation()
     program = source if isolation.prefix else _SOCKET_GUARD + source
     with tempfile.TemporaryDirectory(prefix="gate-program-") as folder:

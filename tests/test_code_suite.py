@@ -11,14 +11,25 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from gate.ci.action import ActionConfig, run_gate
 from gate.cli import main
-from gate.errors import ExitCode
-from gate.sandbox import Limits, network_isolation, run_program
+from gate.errors import BadInputError, ExitCode
+from gate.sandbox import Limits, code_execution_allowed, network_isolation, run_program
 from gate.suites import bare_task_manager, load_suite, prepare_tasks
 
 FIXTURE = Path(__file__).parent / "data" / "mirror-new-tasks"
 CODE = load_suite("code")
 LM_EVAL_TASKS = Path(lm_eval.tasks.__file__).parent
+# Tighter than the suite's limits, so the tests of programs that misbehave end sooner; the stop is the same.
+TEST_LIMITS = Limits(cpu_seconds=1, memory_bytes=256 << 20, wall_seconds=4)
+
+
+@pytest.fixture
+def allowed(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The run's opt-in, as the runner enters it, with the tests' tighter limits."""
+    monkeypatch.setattr("gate.sandbox.DEFAULT_LIMITS", TEST_LIMITS)
+    with code_execution_allowed():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +57,7 @@ def test_the_task_is_lm_eval_s_humaneval(humaneval: Any) -> None:
     assert humaneval.doc_to_text(doc) == doc["prompt"]
 
 
-def test_the_canonical_solution_passes_and_a_wrong_one_fails(humaneval: Any) -> None:
+def test_the_canonical_solution_passes_and_a_wrong_one_fails(humaneval: Any, allowed: None) -> None:
     doc = _doc(humaneval)
     right = humaneval.process_results(doc, [doc["prompt"] + doc["canonical_solution"]])
     wrong = humaneval.process_results(doc, [doc["prompt"] + "    return None\n"])
@@ -63,13 +74,13 @@ def test_the_canonical_solution_passes_and_a_wrong_one_fails(humaneval: Any) -> 
     ],
     ids=["loops", "allocates", "opens-a-socket", "fetches-a-url"],
 )
-def test_a_misbehaving_program_is_stopped_and_scored_zero(humaneval: Any, body: str) -> None:
+def test_a_misbehaving_program_is_stopped_and_scored_zero(humaneval: Any, allowed: None, body: str) -> None:
     doc = _doc(humaneval)
     assert humaneval.process_results(doc, [doc["prompt"] + body]) == {"pass@1": 0}
 
 
-def test_the_sandbox_stops_programs_for_the_stated_reason(tmp_path: Path) -> None:
-    limits = Limits(cpu_seconds=1, memory_bytes=256 << 20, wall_seconds=4)
+def test_the_sandbox_stops_programs_for_the_stated_reason(tmp_path: Path, allowed: None) -> None:
+    limits = TEST_LIMITS
     assert run_program("assert sum(range(10)) == 45", limits).passed
     assert run_program("while True: pass", limits).reason in {"killed by SIGXCPU", "killed by SIGKILL", "timeout"}
     assert run_program("import time; time.sleep(60)", limits).reason == "timeout"
@@ -82,6 +93,29 @@ def test_the_sandbox_stops_programs_for_the_stated_reason(tmp_path: Path) -> Non
     probe = f"import os\nopen('left.txt', 'w').write('x')\nassert not os.path.exists('secret.txt')\n" \
             f"assert os.getcwd() != {str(tmp_path)!r}"
     assert run_program(probe, limits).passed
+
+
+def test_no_program_runs_outside_the_run_s_opt_in(humaneval: Any, tmp_path: Path) -> None:
+    """Even a task config without lm-eval's unsafe mark cannot run a program: the sandbox itself refuses."""
+    marker = tmp_path / "ran"
+    doc = _doc(humaneval)
+    with pytest.raises(BadInputError, match="--allow-code-execution"):
+        humaneval.process_results(doc, [doc["prompt"] + f"    open({str(marker)!r}, 'w')\n    return []\n"])
+    with pytest.raises(BadInputError, match="has not allowed"):
+        run_program(f"open({str(marker)!r}, 'w')")
+    assert not marker.exists()
+
+
+def test_the_action_never_takes_the_opt_in_from_the_change_s_gate_yaml(tmp_path: Path) -> None:
+    """In a pull request gate.yaml is the change's: its allow_code_execution is refused (exit 2) before scoring."""
+    (tmp_path / "gate.yaml").write_text("suite: code\nallow_code_execution: true\n")
+    env = {"GITHUB_WORKSPACE": str(tmp_path), "INPUT_CHECKPOINT": "smollm2-135m-instruct",
+           "INPUT_CONFIG": "gate.yaml", "INPUT_COMMENT": "false", "INPUT_CACHE-DIR": ".gate-cache"}
+    config = ActionConfig.from_env(env)
+    with pytest.raises(BadInputError, match="cannot allow its own generated code to run") as refused:
+        run_gate(config)
+    assert refused.value.exit_code == ExitCode.BAD_INPUT
+    assert not (tmp_path / "gate-out").exists()
 
 
 def test_a_code_suite_is_refused_without_the_opt_in(tmp_path: Path) -> None:

@@ -190,6 +190,12 @@ def run_gate(config: ActionConfig) -> GateResult:
 
     os.environ["GATE_CACHE_DIR"] = str(config.cache_dir)  # where gate.suites keeps its caches
     gate_config = load_config(config.config)
+    if gate_config.allow_code_execution:
+        raise BadInputError(
+            f"{config.config.name if config.config else 'gate.yaml'} sets allow_code_execution: true, but the change "
+            "wrote that file and cannot allow its own generated code to run: remove the key; the workflow's opt-in "
+            "is the Action's only way to run a code suite"
+        )
     gate_config = gate_config.with_overrides(
         warn_blocks=True if config.fail_on_warn else None,
         budgets={**gate_config.budgets, **config.budgets} if config.budgets else None,
