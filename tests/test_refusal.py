@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import json
 from pathlib import Path
 
 import pytest
 
-from gate.refusal import agreement, is_refusal
+from gate.refusal import RULES_VERSION, agreement, is_refusal, rules_digest
+from gate.suites import suites_root
 
 FIXTURE = Path(__file__).parent / "data" / "mirror-new-tasks"
 
@@ -52,3 +55,21 @@ def test_agreement_with_xstest_human_labels_on_the_fixture_slice() -> None:
     flipped = [{**row, "human_label": "1_full_compliance" if row["human_label"] != "1_full_compliance"
                 else "2_full_refusal"} for row in rows]
     assert agreement(flipped).agreement == pytest.approx(1 - result.agreement)
+
+
+# The rules each version names. A change of rules changes the digest: bump RULES_VERSION, the hooks and this line.
+RULES_DIGESTS = {"rules-v1": "e0e96a2a2ff7c1f2"}
+
+
+def test_a_change_of_rules_changes_the_safety_tasks_scoring_key() -> None:
+    """The rules are pinned to their version, the safety hooks spell the version out (their source is hashed into
+    the scoring key), and a hook written for other rules fails instead of scoring with these."""
+    assert rules_digest() == RULES_DIGESTS[RULES_VERSION]
+    spec = importlib.util.spec_from_file_location("safety_hooks", suites_root() / "safety" / "utils.py")
+    assert spec is not None and spec.loader is not None
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    for hook in (hooks.score_complies, hooks.score_refuses):
+        assert f'rules="{RULES_VERSION}"' in inspect.getsource(hook)
+    with pytest.raises(ValueError, match="update the hook"):
+        is_refusal("I'm sorry.", rules="rules-v0")
