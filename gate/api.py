@@ -37,6 +37,7 @@ from gate.result import (
     load_result,
 )
 from gate.runner import ModelPair, PairedTask, ScoringSettings
+from gate.sandbox import check_code_execution
 from gate.sequential import SequentialPolicy, TaskPlan, composite_reach
 from gate.sequential import plan as sequential_plan
 from gate.shards import Shard, check_shardable, merge_pairs, read_partials, shard_doc_ids, write_partial
@@ -262,6 +263,13 @@ def compare_many(paths: Sequence[Path], fmt: Literal["md", "html", "json"] = "md
         return render_candidates(compare_candidates(results, [str(path) for path in paths]), fmt)
 
 
+def _scored_suite(config: GateConfig, *, extend: bool = False) -> tuple[Suite, list[PreparedTask]]:
+    """The suite and tasks about to be scored; BadInputError when a task runs generated code without the opt-in."""
+    suite, tasks = _suite_and_tasks(config, extend=extend)
+    check_code_execution([(task.spec.id, task.lm_eval_config) for task in tasks], config.allow_code_execution)
+    return suite, tasks
+
+
 def _suite_and_tasks(config: GateConfig, *, extend: bool = False) -> tuple[Suite, list[PreparedTask]]:
     """The configured suite, checked against the config's task keys, with its items sampled (with `extend`, each
     task's pool beyond its cap too, for the sequential mode to go on into)."""
@@ -370,10 +378,12 @@ def baseline(
     model = resolve_model(
         gate_config.base, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
     )
-    _, tasks = _suite_and_tasks(gate_config)
+    _, tasks = _scored_suite(gate_config)
     served = _endpoints(gate_config).get("base")
     endpoints = {"base": served, "checkpoint": served} if served else {}
-    with ModelPair(model, model, settings, endpoints=endpoints) as models:
+    with ModelPair(
+        model, model, settings, endpoints=endpoints, allow_code_execution=gate_config.allow_code_execution
+    ) as models:
         CachedScorer(models, cache).score("base", tasks, {task.spec.id: task.doc_ids for task in tasks}, progress)
     return Baseline(
         base=model.describe(),
@@ -485,7 +495,7 @@ def run(
     )
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config, outside_links)
     extend = gate_config.mode == "sequential" and gate_config.time_budget > 0
-    the_suite, tasks = _suite_and_tasks(gate_config, extend=extend)
+    the_suite, tasks = _scored_suite(gate_config, extend=extend)
     settings = _settings(gate_config)
     budgets = _task_budgets(gate_config, the_suite)
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
@@ -499,7 +509,14 @@ def run(
             "vLLM (it spreads over GPUs with vllm.data_parallel_size) or for served models"
         )
     distributed.prepare(settings.device)
-    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
+    with ModelPair(
+        base_model,
+        checkpoint,
+        settings,
+        gate_config.allow_differences,
+        endpoints,
+        allow_code_execution=gate_config.allow_code_execution,
+    ) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         cache = _result_cache(gate_config, settings, cache_secret) if processes == 1 else None
@@ -572,13 +589,19 @@ def run_shard(
         mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
     checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
-    extend = gate_config.mode == "sequential" and gate_config.time_budget > 0
-    the_suite, tasks = _suite_and_tasks(gate_config, extend=extend)
+    the_suite, tasks = _scored_suite(gate_config)  # shards are fixed-n: never past the cap
     check_shardable(tasks, shard)
     _task_budgets(gate_config, the_suite)  # fail early
     settings = _settings(gate_config)
     endpoints = _endpoints(gate_config)
-    with ModelPair(base_model, checkpoint, settings, gate_config.allow_differences, endpoints) as models:
+    with ModelPair(
+        base_model,
+        checkpoint,
+        settings,
+        gate_config.allow_differences,
+        endpoints,
+        allow_code_execution=gate_config.allow_code_execution,
+    ) as models:
         cache = _result_cache(gate_config, settings, cache_secret)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         paired = score_pairs(scorer, tasks, {task.spec.id: shard_doc_ids(task, shard) for task in tasks}, progress)

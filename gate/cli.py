@@ -181,6 +181,12 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 @click.option(
     "--allow-suite-hooks", is_flag=True, default=None, help="Allow a suite's own Python hooks (lm-eval !function)."
 )
+@click.option(
+    "--allow-code-execution",
+    is_flag=True,
+    default=None,
+    help="Run the model's generated programs for code tasks (HumanEval), confined in a sandbox.",
+)
 @click.option("--fail-on-warn", is_flag=True, default=None, help="Exit 1 on WARN too (release candidates).")
 @click.option(
     "--time-budget",
@@ -227,6 +233,7 @@ def run(
     allow_pickle: bool | None,
     trust_remote_code: bool | None,
     allow_suite_hooks: bool | None,
+    allow_code_execution: bool | None,
     fail_on_warn: bool | None,
     time_budget: float | None,
     html: bool,
@@ -260,6 +267,7 @@ def run(
         allow_pickle=allow_pickle,
         trust_remote_code=trust_remote_code,
         allow_suite_hooks=allow_suite_hooks,
+        allow_code_execution=allow_code_execution,
         warn_blocks=fail_on_warn,
         time_budget=time_budget,
         cache=False if no_cache else None,

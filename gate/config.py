@@ -119,6 +119,8 @@ class GateConfig(_Strict):
     allow_pickle: bool = False
     # Python hooks (lm-eval `!function`) in a suite that is not one of the gate's own.
     allow_suite_hooks: bool = False
+    # Run the model's generated programs (code tasks such as HumanEval), confined by gate.sandbox.
+    allow_code_execution: bool = False
     waivers: list[Waiver] = []
     # Per-item results of both models are kept here (default: GATE_CACHE_DIR, else ~/.cache/sft-gate), so the base
     # is scored once per suite and an interrupted run resumes; `cache: false` scores everything afresh.

@@ -18,6 +18,7 @@ from gate.backends import Endpoint, VllmOptions, load_served, load_vllm
 from gate.distributed import share_from_main, world_size
 from gate.errors import BadInputError, GateError, RunError
 from gate.models import ResolvedModel
+from gate.sandbox import code_execution_allowed
 from gate.suites import PreparedTask, bare_task_manager
 
 if TYPE_CHECKING:
@@ -222,8 +223,11 @@ class ModelPair:
         settings: ScoringSettings,
         allow_differences: Collection[str] = (),
         endpoints: Mapping[str, Endpoint] | None = None,
+        *,
+        allow_code_execution: bool = False,
     ) -> None:
         self.base, self.checkpoint, self.settings = base, checkpoint, settings
+        self.allow_code_execution = allow_code_execution
         self.allow_differences = frozenset(allow_differences)
         self.endpoints = dict(endpoints or {})
         in_process = settings.backend == "hf" and not self.endpoints
@@ -334,7 +338,9 @@ class ModelPair:
         if drafts is not None:
             lm.draft_book, lm.draft_role = drafts, role
         with context:
-            scores = _score(lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role))
+            scores = _score(
+                lm, model, tasks, doc_ids, progress, self.settings, self.endpoints.get(role), self.allow_code_execution
+            )
         if drafts is None or role != "base":
             return scores
         # The base's generated token ids go with its outputs into the result cache, to draft later checkpoints.
@@ -426,6 +432,7 @@ def _score(
     progress: ProgressHook | None,
     settings: ScoringSettings,
     endpoint: Endpoint | None = None,
+    allow_code_execution: bool = False,
 ) -> ModelScores:
     has_template = getattr(lm.tokenizer, "chat_template", None) is not None
     chat_tasks = [t.spec.id for t in tasks if t.spec.chat_template and doc_ids[t.spec.id]]
@@ -449,23 +456,26 @@ def _score(
 
         if isinstance(lm, GateHFLM):  # served models (lm-eval's API clients) have no plain progress lines
             lm.say, lm.progress_name = progress, model.describe()
+        allowed = code_execution_allowed() if allow_code_execution else contextlib.nullcontext()
         try:
-            results = _evaluate(
-                lm,
-                model,
-                tasks=[t.lm_eval_config for t in group],
-                # Sorted: lm-eval 0.4.13 logs the k-th selected doc (in dataset order) under the k-th doc id of the
-                # list as given, so an unsorted list mislabels items (lm-eval issue #4084). Outputs come back in the
-                # order asked for: _outputs picks them by doc id.
-                samples={t.spec.id: sorted(doc_ids[t.spec.id]) for t in group},
-                log_samples=True,
-                apply_chat_template=use_template,
-                fewshot_as_multiturn=use_template,
-                bootstrap_iters=0,
-                use_cache=None,
-                cache_requests=False,
-                task_manager=bare_task_manager(),
-            )
+            with allowed:
+                results = _evaluate(
+                    lm,
+                    model,
+                    tasks=[t.lm_eval_config for t in group],
+                    # Sorted: lm-eval 0.4.13 logs the k-th selected doc (in dataset order) under the k-th doc id of
+                    # the list as given, so an unsorted list mislabels items (lm-eval issue #4084). Outputs come back
+                    # in the order asked for: _outputs picks them by doc id.
+                    samples={t.spec.id: sorted(doc_ids[t.spec.id]) for t in group},
+                    log_samples=True,
+                    apply_chat_template=use_template,
+                    fewshot_as_multiturn=use_template,
+                    bootstrap_iters=0,
+                    use_cache=None,
+                    cache_requests=False,
+                    task_manager=bare_task_manager(),
+                    confirm_run_unsafe_code=allow_code_execution,
+                )
         except GateError:
             raise
         except Exception as exc:  # a served model's client fails in its own ways (aiohttp, HTTP statuses)

@@ -32,6 +32,10 @@ Capability = Literal[
     "truthfulness",
     "language modelling",
     "format following",
+    "safety",
+    "helpfulness",
+    "code",
+    "Chinese knowledge",
 ]
 
 

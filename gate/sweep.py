@@ -18,10 +18,11 @@ from typing import Any
 
 from gate.errors import BadInputError, ExitCode
 from gate.provenance import package_versions
+from gate.verdict import COMPOSITE
 
 SWEEP_SCHEMA_VERSION = "1.0"
 SWEEP_FILE, SWEEP_REPORT, SWEEP_HTML = "sweep.json", "sweep.md", "sweep.html"
-COMPOSITE = "composite"
+
 _STEP = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)$", re.IGNORECASE)
 _MODEL_FILES = ("config.json", "adapter_config.json")
 _GLOB_CHARS = re.compile(r"[*?\[]")

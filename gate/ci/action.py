@@ -60,7 +60,12 @@ _FALSE = {"false", "off", "no", "0", ""}
 _BUDGET_ENTRY = re.compile(r"^([A-Za-z0-9_.:/-]+)\s*=\s*([0-9]+(?:\.[0-9]*)?)$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # What `allow-code` may opt in to: the config switch each one turns on.
-CODE_OPT_INS = {"remote-code": "trust_remote_code", "pickle": "allow_pickle", "suite-hooks": "allow_suite_hooks"}
+CODE_OPT_INS = {
+    "remote-code": "trust_remote_code",
+    "pickle": "allow_pickle",
+    "suite-hooks": "allow_suite_hooks",
+    "code-execution": "allow_code_execution",  # the model's generated programs (code suites), in gate.sandbox
+}
 
 log = logging.getLogger("gate.ci.action")
 

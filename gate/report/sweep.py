@@ -8,7 +8,7 @@ from markupsafe import Markup
 
 from gate.report import html, markdown
 from gate.report.chart import trajectory_chart
-from gate.sweep import COMPOSITE
+from gate.verdict import COMPOSITE
 
 
 def _point(entry: dict[str, Any], key: str) -> dict[str, Any] | None:
