@@ -73,16 +73,21 @@ def _tag(secret: bytes, entry: Mapping[str, Any]) -> str:
 _TEXT_FIELDS = ("answer", "target", "prompt", "item_key")
 
 
+_ITEM_FIELDS = {"doc_id", "score", "cluster", "generation", "generation_ids", *_TEXT_FIELDS}
+
+
 def _valid_item(doc_id: str, item: Any) -> bool:
     """A stored item as the gate writes it: the right types, the doc id it is filed under, a score in [0, 1]."""
-    if not isinstance(item, dict) or set(item) != {"doc_id", "score", "cluster", *_TEXT_FIELDS}:
+    if not isinstance(item, dict) or set(item) != _ITEM_FIELDS:
         return False
-    score = item["score"]
+    score, ids = item["score"], item["generation_ids"]
     return (
         type(item["doc_id"]) is int and str(item["doc_id"]) == doc_id
         and type(score) in (int, float) and math.isfinite(score) and 0.0 <= score <= 1.0
         and all(isinstance(item[name], str) for name in _TEXT_FIELDS)
         and (item["cluster"] is None or isinstance(item["cluster"], str))
+        and (item["generation"] is None or isinstance(item["generation"], str))
+        and (ids is None or (isinstance(ids, list) and all(type(i) is int and i >= 0 for i in ids)))
     )
 
 

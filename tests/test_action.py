@@ -183,6 +183,7 @@ def test_first_run_creates_the_comment_second_run_updates_it(workspace: Path) ->
         github.add_comment(42, "mona", "Done: adapter retrained")
 
         first, files = run_action(workspace, github)
+        assert files["result"] is not None, first.stdout + first.stderr
         result = json.loads(files["result"])
         assert first.returncode == result["exit_code"], first.stdout + first.stderr
         assert set(files["outputs"]) == set(ACTION["outputs"])

@@ -112,7 +112,7 @@ def test_the_action_never_takes_the_opt_in_from_the_change_s_gate_yaml(tmp_path:
     env = {"GITHUB_WORKSPACE": str(tmp_path), "INPUT_CHECKPOINT": "smollm2-135m-instruct",
            "INPUT_CONFIG": "gate.yaml", "INPUT_COMMENT": "false", "INPUT_CACHE-DIR": ".gate-cache"}
     config = ActionConfig.from_env(env)
-    with pytest.raises(BadInputError, match="cannot allow its own generated code to run") as refused:
+    with pytest.raises(BadInputError, match="allow-code: code-execution") as refused:
         run_gate(config)
     assert refused.value.exit_code == ExitCode.BAD_INPUT
     assert not (tmp_path / "gate-out").exists()
