@@ -20,8 +20,9 @@ from gate.cache import CachedScorer, ResultCache
 from gate.config import GateConfig, load_config, parse_config
 from gate.drift import Drift, measure_drift
 from gate.errors import BadInputError, ConfigError, ExitCode
-from gate.evaluate import Evaluation, ItemScorer, decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
+from gate.evaluate import Evaluation, decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
 from gate.files import atomic_write_text, check_writable_folder, file_lock
+from gate.items import ItemScorer, PairedTask
 from gate.models import OutsideLinks, ResolvedModel, resolve_model
 from gate.provenance import hardware, installed_versions, package_versions
 from gate.report import ReportFormat, render_html, render_markdown
@@ -36,7 +37,7 @@ from gate.result import (
     TaskResult,
     load_result,
 )
-from gate.runner import ModelPair, PairedTask, ScoringSettings
+from gate.runner import ModelPair, ScoringSettings
 from gate.sandbox import check_code_execution
 from gate.sequential import SequentialPolicy, TaskPlan, composite_reach
 from gate.sequential import plan as sequential_plan

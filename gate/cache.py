@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gate.errors import RunError
-from gate.evaluate import ItemScorer
 from gate.files import atomic_write_text, file_lock
+from gate.items import ItemOutput, ItemScorer, ModelScores
 from gate.provenance import installed_versions
-from gate.runner import ItemOutput, ModelScores
 from gate.suites import PreparedTask
 
 log = logging.getLogger("gate")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from gate.runner import ItemOutput, ModelScores, PairedTask, pair_scores
+from gate.items import ItemOutput, ItemScorer, ModelScores, PairedTask, ProgressHook, pair_scores
 from gate.sequential import (
     Answers,
     FailOutlook,
@@ -22,21 +22,6 @@ from gate.sequential import (
 )
 from gate.suites import PreparedTask
 from gate.verdict import MatchedItems, Outcome, Policy, TaskDecision, TaskEvidence, decide, demonstrated_drop
-
-ProgressHook = Callable[[str], None]
-
-
-class ItemScorer(Protocol):
-    """Scores one role ("base" or "checkpoint") on given items: gate.runner.ModelPair, or the result cache over it."""
-
-    def score(
-        self,
-        role: str,
-        tasks: Sequence[PreparedTask],
-        doc_ids: Mapping[str, Sequence[int]],
-        progress: ProgressHook | None = None,
-    ) -> ModelScores: ...
-
 
 STOPPED_BY_GATE = "not decided: the gate stopped at the first demonstrated FAIL"
 

@@ -20,11 +20,10 @@ from typing import Any
 import numpy as np
 
 from gate.cache import CachedScorer, ResultCache
+from gate.items import ItemOutput, ModelScores, ProgressHook
 from gate.models import ResolvedModel
-from gate.runner import ItemOutput, ModelScores, ScoringSettings, _score, _tokenizer_identity
+from gate.runner import ScoringSettings, _score, _tokenizer_identity
 from gate.suites import PreparedTask
-
-ProgressHook = Any
 
 
 @contextmanager
@@ -80,7 +79,9 @@ class InMemoryScorer:
         self._base: dict[str, dict[int, ItemOutput]] = {}
         self._base_template: dict[str, bool] = {}
 
-    def score_base(self, tasks: Sequence[PreparedTask], cache_root: Path | None, progress: ProgressHook = None) -> None:
+    def score_base(
+        self, tasks: Sequence[PreparedTask], cache_root: Path | None, progress: ProgressHook | None = None
+    ) -> None:
         """Score the model as it is now (the base) on every sampled item of every task, through the result cache."""
         doc_ids = {task.spec.id: task.doc_ids for task in tasks}
         if cache_root is None:
@@ -113,7 +114,7 @@ class InMemoryScorer:
         role: str,
         tasks: Sequence[PreparedTask],
         doc_ids: Mapping[str, Sequence[int]],
-        progress: ProgressHook = None,
+        progress: ProgressHook | None = None,
     ) -> ModelScores:
         """`base`: the scores taken before training; `checkpoint`: the model as it is now."""
         if role == "base":

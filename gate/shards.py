@@ -17,7 +17,7 @@ from typing import Any
 
 from gate.errors import BadInputError
 from gate.files import atomic_write_text
-from gate.runner import ItemPair, PairedTask
+from gate.items import ItemPair, PairedTask
 from gate.suites import PreparedTask
 
 PARTIAL_KIND = "gate-partial-result"

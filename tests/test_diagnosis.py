@@ -12,7 +12,7 @@ import yaml
 
 from gate.errors import SuiteError
 from gate.evaluate import twin_matches
-from gate.runner import ItemOutput, ItemPair, ModelScores, PairedTask
+from gate.items import ItemOutput, ItemPair, ModelScores, PairedTask
 from gate.sequential import SequentialPolicy, look
 from gate.suites import load_suite, prepare_tasks, suites_root
 from gate.verdict import (

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gate.evaluate import evaluate_sequential
-from gate.runner import ItemOutput, ModelScores
+from gate.items import ItemOutput, ModelScores
 from gate.sequential import SequentialPolicy, StopReason
 from gate.stats import sequence_required_units
 from gate.suites import PreparedTask, TaskSpec

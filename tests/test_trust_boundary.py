@@ -29,10 +29,10 @@ from gate.ci.inert import INERT_PREFIX, InertStream
 from gate.cli import main as cli
 from gate.config import GateConfig, load_config
 from gate.errors import MESSAGE_LIMIT, ConfigError, ExitCode, ModelRefError, SuiteError, one_line
+from gate.items import ItemOutput
 from gate.models import resolve_model
 from gate.report import render_html
 from gate.report.markdown import render_markdown
-from gate.runner import ItemOutput
 from gate.suites import PreparedTask, TaskSpec, load_suite, prepare_tasks
 from gate.templates import sandbox_lm_eval_templates
 
