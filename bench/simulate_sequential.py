@@ -38,9 +38,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from gate.decision import Outcome
 from gate.sequential import SequentialPolicy, SequentialVerdict, TaskPlan, look, plan
 from gate.stats import ConfidenceSequence, required_items, tango_required_items
-from gate.verdict import Outcome, TaskEvidence
+from gate.verdict import TaskEvidence
 
 DISCORDANCES = (0.05, 0.1, 0.2)
 BUDGETS = (3.0, 5.0)

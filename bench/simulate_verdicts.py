@@ -19,8 +19,9 @@ import time
 
 import numpy as np
 
+from gate.decision import Outcome
 from gate.stats import required_items, tango_required_items
-from gate.verdict import Outcome, Policy, TaskEvidence, decide
+from gate.verdict import Policy, TaskEvidence, decide
 
 DISCORDANCES = (0.05, 0.1, 0.2)
 SMALL_N = 100  # the docs/statistics.md example for the naive rule's false alarms

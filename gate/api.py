@@ -18,6 +18,8 @@ from gate import distributed
 from gate.backends import Endpoint, VllmOptions, parse_endpoint
 from gate.cache import CachedScorer, ResultCache
 from gate.config import GateConfig, load_config, parse_config
+from gate.decision import Outcome, TaskDecision
+from gate.diagnosis import diagnose
 from gate.drift import Drift, measure_drift
 from gate.errors import BadInputError, ConfigError, ExitCode
 from gate.evaluate import Evaluation, decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
@@ -52,7 +54,7 @@ from gate.suites import (
     prepare_tasks,
     suite_fingerprint,
 )
-from gate.verdict import Outcome, Policy, TaskDecision, diagnose
+from gate.verdict import Policy
 
 log = logging.getLogger("gate")
 FLIPPED_KEPT = 20

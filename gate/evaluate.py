@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from gate.decision import Outcome, TaskDecision
+from gate.diagnosis import MatchedItems, demonstrated_drop
 from gate.items import ItemOutput, ItemScorer, ModelScores, PairedTask, ProgressHook, pair_scores
 from gate.sequential import (
     Answers,
@@ -21,7 +23,7 @@ from gate.sequential import (
     plan,
 )
 from gate.suites import PreparedTask
-from gate.verdict import MatchedItems, Outcome, Policy, TaskDecision, TaskEvidence, decide, demonstrated_drop
+from gate.verdict import Policy, TaskEvidence, decide
 
 STOPPED_BY_GATE = "not decided: the gate stopped at the first demonstrated FAIL"
 

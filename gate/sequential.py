@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import stats
 
+from gate.decision import COMPOSITE, Outcome, TaskDecision
 from gate.stats import (
     ConfidenceSequence,
     SequenceMethod,
@@ -46,16 +47,10 @@ from gate.stats import (
     sequence_units,
     tango_required_items,
 )
-from gate.verdict import (
-    COMPOSITE,
-    MIN_UNITS_TO_ESTIMATE_DISCORDANCE,
-    Outcome,
-    TaskDecision,
-    TaskEvidence,
-    check_task_names,
-)
 
 # The first look comes after FIRST_LOOK_ITEMS items per task, so a collapsed checkpoint fails within the smoke
+from gate.verdict import MIN_UNITS_TO_ESTIMATE_DISCORDANCE, TaskEvidence, check_task_names
+
 # stage at a fraction of its cost; each later look adds an eighth of the items scored so far, at least
 # MIN_STEP_ITEMS. Anytime-valid bounds allow any schedule: finer looks stop nearer where the evidence first
 # suffices (simulated, adding halves uses about 13% more items than eighths), but each costs a harness call.

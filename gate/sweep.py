@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gate.decision import COMPOSITE
 from gate.errors import BadInputError, ExitCode
 from gate.provenance import package_versions
-from gate.verdict import COMPOSITE
 
 SWEEP_SCHEMA_VERSION = "1.0"
 SWEEP_FILE, SWEEP_REPORT, SWEEP_HTML = "sweep.json", "sweep.md", "sweep.html"

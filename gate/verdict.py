@@ -8,16 +8,14 @@ at the boundary.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from scipy import stats
 
-from gate.result import Diagnosis
+from gate.decision import COMPOSITE, Outcome, TaskDecision
 from gate.stats import (
     PairedEstimate,
     Side,
@@ -36,19 +34,6 @@ from gate.stats import (
 # Below this many units (items or clusters) the observed discordance is too noisy to plan with
 # (the smoke stage's first 100 items); Policy.planning_discordance stands in for it.
 MIN_UNITS_TO_ESTIMATE_DISCORDANCE = 100
-
-COMPOSITE = "composite"
-FORMAT_ALIGNMENT = "format/alignment"
-KNOWLEDGE = "knowledge"
-UNDETERMINED = "undetermined"  # a drop is demonstrated, but neither the matched items nor the twin decide which
-
-
-class Outcome(str, enum.Enum):
-    """A task's, the composite's or the gate's decision."""
-
-    PASS = "PASS"  # noqa: S105 (an outcome, not a password)
-    FAIL = "FAIL"
-    WARN = "WARN"
 
 
 @dataclass(frozen=True, eq=False)  # arrays have no single truth value: compare evidence by identity
@@ -115,38 +100,6 @@ class Policy:
             )
         if self.method not in ("tango", "wald"):
             raise ValueError(f"method must be 'tango' or 'wald', got {self.method!r}")
-
-
-@dataclass(frozen=True)
-class TaskDecision:
-    """The decision for one task (or the composite), every score and bound in points.
-
-    n counts units: items, or clusters when clustered (n_items always counts items). lower is the one-sided
-    (1 - alpha_pass) lower bound of delta; upper the one-sided upper bound at the level Holm actually tested
-    this task at, so upper < -budget exactly when the outcome is FAIL. p_fail is the raw one-sided p-value of
-    H0: delta >= -budget. detectable is the true drop (positive points; delta = -detectable) that FAILs with
-    probability policy.power at this n, at the Bonferroni level alpha_fail / family size (Holm's strictest
-    step): budget + (z_{1-a} + z_power) * se, with se from the observed discordance (the planning
-    discordance below 100 units). certifiable is the smallest budget this n PASSes with probability
-    policy.power when the truth is delta = 0: (z_{1-alpha_pass} + z_power) * se.
-    """
-
-    name: str
-    n: int
-    base_score: float
-    ckpt_score: float
-    delta: float
-    lower: float
-    upper: float
-    p_fail: float
-    p_fail_adjusted: float
-    budget: float
-    discordance: float
-    detectable: float
-    method: str
-    outcome: Outcome
-    n_items: int
-    certifiable: float
 
 
 @dataclass(frozen=True)
@@ -307,94 +260,3 @@ def decide(evidence: Sequence[TaskEvidence], policy: Policy = Policy()) -> Verdi
     else:
         outcome = Outcome.WARN
     return Verdict(outcome=outcome, tasks=tasks, composite=composite, policy=policy)
-
-
-@dataclass(frozen=True)
-class MatchedItems:
-    """A generation task's lost items (base right, checkpoint wrong) read on its twin's items about the same facts.
-
-    lost counts the generation items lost; matched, those whose fact the twin's scored items ask and the base
-    answers right there; held, those of the matched the checkpoint still answers right as multiple choice.
-    """
-
-    lost: int
-    matched: int
-    held: int
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.held <= self.matched <= self.lost:
-            raise ValueError(f"need 0 <= held <= matched <= lost, got {self.held}, {self.matched}, {self.lost}")
-
-
-# Item by item, a label needs this many matched lost items and a one-sided binomial test at this level on
-# whether most of them hold (format/alignment) or most do not (knowledge); otherwise the task-level reading.
-MIN_MATCHED_ITEMS = 10
-MATCHED_ALPHA = 0.05
-
-
-def _matched_label(matched: MatchedItems | None) -> str | None:
-    """The item-by-item label, when the matched lost items show one clearly; else None."""
-    if matched is None or matched.matched < MIN_MATCHED_ITEMS:
-        return None
-    if stats.binomtest(matched.held, matched.matched, 0.5, alternative="greater").pvalue < MATCHED_ALPHA:
-        return FORMAT_ALIGNMENT
-    if stats.binomtest(matched.held, matched.matched, 0.5, alternative="less").pvalue < MATCHED_ALPHA:
-        return KNOWLEDGE
-    return None
-
-
-def demonstrated_drop(decision: TaskDecision) -> bool:
-    """Whether a task's drop is demonstrated: it FAILs, or its upper bound lies below 0."""
-    return decision.outcome is Outcome.FAIL or decision.upper < 0.0
-
-
-def diagnose(
-    generation: TaskDecision, twin: TaskDecision, twin_budget: float, matched: MatchedItems | None = None
-) -> Diagnosis | None:
-    """Label a generation task's drop by its log-likelihood twin (multiple choice on the same facts).
-
-    Only a demonstrated drop is labelled: the generation task FAILs or its upper bound is below 0. Item by item
-    first, when `matched` gives the lost items read on the twin's items about the same facts: "format/alignment"
-    when most of them are still answered right as multiple choice (binomial test against a half, level
-    MATCHED_ALPHA, at least MIN_MATCHED_ITEMS), "knowledge" when most are not. Otherwise task by task:
-    "format/alignment" when the twin's accuracy holds (it PASSes, or its lower bound is above -twin_budget, the
-    twin's budget before any waiver), since the model still ranks the right answers first but no longer says them;
-    "knowledge" when the twin drops too (FAILs, or its upper bound is below 0); "undetermined" when neither
-    reading decides (the detail says how many matched items there were and how many are needed). None when no
-    drop is demonstrated. A twin drop demonstrated but within its budget still counts as holding. Never the verdict.
-    """
-    if not demonstrated_drop(generation):
-        return None
-    holds = twin.lower > -twin_budget or (twin.outcome is Outcome.PASS and twin.budget <= twin_budget)
-    drops = twin.outcome is Outcome.FAIL or twin.upper < 0.0
-    by_item = _matched_label(matched)
-    label = by_item or (FORMAT_ALIGNMENT if holds else KNOWLEDGE if drops else UNDETERMINED)
-
-    def evidence(d: TaskDecision) -> str:
-        return f"Δ {d.delta:+.1f} pts, interval [{d.lower:+.1f}, {d.upper:+.1f}]"
-
-    dropped = f"{generation.name} dropped ({evidence(generation)})"
-    state = f"held within {twin_budget:g} pts" if holds else "dropped too" if drops else "was not decided"
-    tasks = f"its log-likelihood twin {twin.name} {state} ({evidence(twin)})"
-    if by_item is not None:
-        assert matched is not None  # by_item needs it
-        scope = (
-            f"item by item: of the {matched.lost} answers lost, {matched.matched} ask a fact that {twin.name} scored "
-            f"and the base answers right there; the checkpoint still answers {matched.held} of those right as "
-            f"multiple choice; task by task, {tasks}"
-        )
-    else:
-        reading = "too few" if matched is not None and matched.matched < MIN_MATCHED_ITEMS else "no clear majority"
-        items = "" if matched is None else f" ({matched.matched} lost answers matched on the same facts: {reading})"
-        scope = f"task by task{items}: {tasks}"
-    if label == UNDETERMINED:
-        count = 0 if matched is None else matched.matched
-        needed = (f"{MIN_MATCHED_ITEMS} needed" if count < MIN_MATCHED_ITEMS
-                  else f"no clear majority at {MIN_MATCHED_ITEMS} or more")
-        return Diagnosis(label, f"{count} matched items, {needed}; {dropped}, and {tasks}")
-    meaning = (
-        "the right answers are still ranked first but no longer produced"
-        if label == FORMAT_ALIGNMENT
-        else "the knowledge itself is lost"
-    )
-    return Diagnosis(label, f"{dropped}; {meaning}. Compared {scope}")

@@ -10,25 +10,17 @@ import numpy as np
 import pytest
 import yaml
 
+from gate.decision import TaskDecision
+from gate.diagnosis import FORMAT_ALIGNMENT, KNOWLEDGE, MIN_MATCHED_ITEMS, UNDETERMINED, MatchedItems, diagnose
 from gate.errors import SuiteError
 from gate.evaluate import twin_matches
 from gate.items import ItemOutput, ItemPair, ModelScores, PairedTask
 from gate.sequential import SequentialPolicy, look
 from gate.suites import load_suite, prepare_tasks, suites_root
-from gate.verdict import (
-    FORMAT_ALIGNMENT,
-    KNOWLEDGE,
-    MIN_MATCHED_ITEMS,
-    UNDETERMINED,
-    MatchedItems,
-    Policy,
-    TaskDecision,
-    TaskEvidence,
-    decide,
-    diagnose,
-)
 
 # core's budgets: core_facts_gen 17 points on 60 items, its twin core_facts_mc 9 points on 150 items.
+from gate.verdict import Policy, TaskEvidence, decide
+
 GEN_BUDGET, MC_BUDGET = 17.0, 9.0
 
 

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pytest
 
+from gate.decision import Outcome
 from gate.evaluate import evaluate_sequential
 from gate.items import ItemOutput, ModelScores
 from gate.sequential import SequentialPolicy, StopReason
 from gate.stats import sequence_required_units
 from gate.suites import PreparedTask, TaskSpec
-from gate.verdict import Outcome
 
 BUDGET = 8.0
 POLICY = SequentialPolicy(composite_budget=None)

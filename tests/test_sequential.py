@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import integrate, optimize, stats
 
+from gate.decision import COMPOSITE, Outcome
 from gate.sequential import (
     Answers,
     SequentialPolicy,
@@ -39,7 +40,7 @@ from gate.stats import (
     sequence_units,
     ternary_kelly_bet,
 )
-from gate.verdict import COMPOSITE, Outcome, TaskEvidence
+from gate.verdict import TaskEvidence
 
 SEED = 20240611
 SINGLE = SequentialPolicy(composite_budget=None)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from gate.decision import COMPOSITE, Outcome, TaskDecision
 from gate.stats import (
     certifiable_budget,
     detectable_regression,
@@ -19,15 +20,7 @@ from gate.stats import (
     tango_p_below,
     tango_required_items,
 )
-from gate.verdict import (
-    COMPOSITE,
-    MIN_UNITS_TO_ESTIMATE_DISCORDANCE,
-    Outcome,
-    Policy,
-    TaskDecision,
-    TaskEvidence,
-    decide,
-)
+from gate.verdict import MIN_UNITS_TO_ESTIMATE_DISCORDANCE, Policy, TaskEvidence, decide
 
 SEED = 20240611
 SINGLE = Policy(composite_budget=None)

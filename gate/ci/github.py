@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 from urllib import error, parse, request
 
+from gate.decision import Outcome
 from gate.errors import GateError
 from gate.report.decisions import decisions, regressed
 from gate.report.escape import clean_text
 from gate.report.markdown import MAX_FLIPPED_PER_TASK, render_markdown
-from gate.verdict import Outcome
 
 # GitHub's documented limits.
 STEP_SUMMARY_LIMIT_BYTES = 1024 * 1024

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gate.verdict import COMPOSITE, Outcome
+from gate.decision import COMPOSITE, Outcome
 
 _EXPLAINED = {
     Outcome.FAIL.value: "regression beyond budget",

@@ -6,9 +6,9 @@ from typing import Any
 
 from markupsafe import Markup
 
+from gate.decision import COMPOSITE
 from gate.report import html, markdown
 from gate.report.chart import trajectory_chart
-from gate.verdict import COMPOSITE
 
 
 def _point(entry: dict[str, Any], key: str) -> dict[str, Any] | None:
