@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -17,7 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import click
 
 from gate import distributed
-from gate.errors import BadInputError, ExitCode, GateError, one_line
+from gate.errors import BadInputError, ExitCode, one_line
+from gate.exits import failure, stop_on_sigterm
 
 if TYPE_CHECKING:
     from gate.config import GateConfig
@@ -63,18 +62,11 @@ CACHE_DIR_OPTION = click.option(
     default=None,
     help="Folder of cached per-item results (default: ~/.cache/sft-gate).",
 )
+VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 JSON_FORMAT_OPTION = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
     help="text for people, json for scripts.",
 )
-
-
-_INTERRUPTED = (
-    "interrupted; no result was written; items already scored stay in the result cache (unless --no-cache): "
-    "run the same command again to resume"
-)
-# Set by SIGTERM: whatever error then surfaces (a library may catch the interrupt and raise its own) is the stop.
-_TERMINATED = threading.Event()
 
 
 def _fail(message: str, code: ExitCode) -> None:
@@ -90,18 +82,11 @@ def handles_errors(command: F) -> F:
         verbose = bool(kwargs.get("verbose"))
         try:
             return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            _fail(_INTERRUPTED, ExitCode.INTERRUPTED)
-        except Exception as exc:
-            if _TERMINATED.is_set():  # a library turned the interrupt into an error of its own
-                _fail(_INTERRUPTED, ExitCode.INTERRUPTED)
-            if verbose:
+        except (KeyboardInterrupt, Exception) as exc:
+            message, code, unexpected = failure(exc)
+            if verbose and code != ExitCode.INTERRUPTED:
                 raise
-            if isinstance(exc, GateError):
-                _fail(str(exc), exc.exit_code)
-            if isinstance(exc, MemoryError):
-                _fail("out of memory: lower --batch-size, or run on a machine with more memory", ExitCode.RUNTIME)
-            _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --verbose for the traceback)", ExitCode.RUNTIME)
+            _fail(f"{message} (rerun with --verbose for the traceback)" if unexpected else message, code)
         return None
 
     return wrapper  # type: ignore[return-value]
@@ -150,14 +135,7 @@ def main() -> None:
       HF_HUB_OFFLINE   1: never reach the hub (use a mirror and local models)
     Shell completion (bash): eval "$(_GATE_COMPLETE=bash_source gate)"; zsh_source and fish_source likewise.
     """
-    _TERMINATED.clear()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
-
-
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    """A CI job cancelled with SIGTERM stops like Ctrl-C: no partial result, the finished items kept."""
-    _TERMINATED.set()
-    raise KeyboardInterrupt
+    stop_on_sigterm()
 
 
 @main.command(short_help="Gate a checkpoint against its base (exit 0 PASS, 1 regression).")
@@ -219,7 +197,7 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     help="Report to GitHub Actions: step summary, annotations, step outputs, ::group:: log sections.",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress lines: only the verdict and where the reports are.")
-@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@VERBOSE_OPTION
 @handles_errors
 def run(
     ckpt: str,
@@ -373,7 +351,7 @@ def _run_shard(
 @DATA_DIR_OPTION
 @HTML_OPTION
 @JUNIT_OPTION
-@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@VERBOSE_OPTION
 @handles_errors
 def merge_command(
     partials: tuple[Path, ...], out_dir: Path, data_dir: Path | None, html: bool, junit_path: Path | None, verbose: bool
@@ -404,7 +382,7 @@ def merge_command(
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None, help="Batch size for both models.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device for both models.")
 @click.option("--fail-on-warn", is_flag=True, default=None, help="A WARN does not pass --require either.")
-@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@VERBOSE_OPTION
 @handles_errors
 def sweep_command(
     checkpoints: tuple[str, ...],
@@ -455,7 +433,7 @@ def sweep_command(
 @CACHE_DIR_OPTION
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=None, help="Batch size (must match the runs).")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "mps"]), default=None, help="Device (must match the runs).")
-@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@VERBOSE_OPTION
 @handles_errors
 def baseline_command(
     base: str | None,
@@ -497,7 +475,7 @@ def baseline_command(
 @click.option("--suite", default=None, help="Suite name or path to a suite folder.")
 @DATA_DIR_OPTION
 @JSON_FORMAT_OPTION
-@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@VERBOSE_OPTION
 @handles_errors
 def plan_command(
     config_path: Path | None, suite: str | None, data_dir: Path | None, fmt: str, verbose: bool
@@ -621,7 +599,7 @@ def mirror() -> None:
     default=None,
     help="Read from this mirror instead of the hub (to copy or check a mirror).",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
+@VERBOSE_OPTION
 @handles_errors
 def mirror_export(suite_name: str, out_dir: Path, source: Path | None, verbose: bool) -> None:
     """Load each task's dataset split from the hub and write the mirror layout into --out.

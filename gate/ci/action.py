@@ -17,9 +17,7 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
-import threading
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,7 +45,8 @@ from gate.ci.github import (
     upsert_comment,
 )
 from gate.ci.inert import CommandLogHandler, InertStream
-from gate.errors import BadInputError, ExitCode, GateError, one_line
+from gate.errors import BadInputError
+from gate.exits import failure, stop_on_sigterm
 from gate.files import chown_tree
 from gate.result import GateResult
 
@@ -304,16 +303,6 @@ def report(config: ActionConfig, result: GateResult) -> None:
         attempt("the pull-request comment", lambda: _comment(config, data))
 
 
-# Set by SIGTERM: whatever error then surfaces (a library may catch the interrupt and raise its own) is the stop.
-_TERMINATED = threading.Event()
-
-
-def _stop_on_sigterm(signum: int, frame: object) -> None:
-    """A cancelled job (SIGTERM) stops like Ctrl-C: exit 130, no result written."""
-    _TERMINATED.set()
-    raise KeyboardInterrupt
-
-
 def hand_over_outputs(config: ActionConfig) -> None:
     """As root (a Docker action's user), give the report folder and the cache to the workspace's owner.
 
@@ -337,19 +326,12 @@ def main(env: Mapping[str, str] | None = None) -> int:
         config = ActionConfig.from_env(os.environ if env is None else env)
         remove_secrets(os.environ)
         result = run_gate(config)
-    except KeyboardInterrupt:
-        log.error("gate: interrupted; no result was written")
-        return int(ExitCode.INTERRUPTED)
-    except Exception as exc:
-        if _TERMINATED.is_set():
-            log.error("gate: interrupted; no result was written")
-            return int(ExitCode.INTERRUPTED)
-        if isinstance(exc, GateError):
-            log.error("gate: %s", exc)
-            return int(exc.exit_code)
-        traceback.print_exc()
-        log.error("gate: unexpected %s: %s", type(exc).__name__, one_line(str(exc)))
-        return int(ExitCode.RUNTIME)
+    except (KeyboardInterrupt, Exception) as exc:
+        message, code, unexpected = failure(exc)
+        if unexpected:
+            traceback.print_exc()
+        log.error("gate: %s", message)
+        return int(code)
     finally:
         if config is not None:
             hand_over_outputs(config)
@@ -374,7 +356,7 @@ def _configure_output() -> None:
 def _entrypoint() -> int:
     env = {**os.environ, **secrets_from_pipe()}
     _configure_output()
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    stop_on_sigterm()
     try:
         return main(env)
     finally:
