@@ -26,6 +26,7 @@ from gate.evaluate import Evaluation, decide_fixed, evaluate_fixed, evaluate_seq
 from gate.files import atomic_write_text, check_writable_folder, file_lock
 from gate.items import ItemScorer, PairedTask
 from gate.models import OutsideLinks, ResolvedModel, resolve_model
+from gate.paths import cache_root
 from gate.provenance import hardware, installed_versions, package_versions
 from gate.report import ReportFormat, render_html, render_markdown
 from gate.report.compare import compare_results, render_comparison
@@ -48,7 +49,6 @@ from gate.suites import (
     PreparedTask,
     Suite,
     TaskSpec,
-    cache_dir,
     check_suite_hooks,
     load_suite,
     prepare_tasks,
@@ -286,6 +286,7 @@ def _suite_and_tasks(config: GateConfig, *, extend: bool = False) -> tuple[Suite
         max_items=config.max_items,
         data_dir=Path(config.data_dir) if config.data_dir else None,
         extend=extend,
+        cache_dir=cache_root(config.cache_dir),
     )
     return suite, tasks
 
@@ -340,7 +341,7 @@ def _result_cache(config: GateConfig, settings: ScoringSettings, secret: str | N
     """The per-item result cache the config asks for (None with `cache: false`), authenticated with `secret`."""
     if not config.cache:
         return None
-    return ResultCache(Path(config.cache_dir) if config.cache_dir else cache_dir(), asdict(settings), secret)
+    return ResultCache(cache_root(config.cache_dir), asdict(settings), secret)
 
 
 @dataclass(frozen=True)
@@ -385,7 +386,8 @@ def baseline(
     served = _endpoints(gate_config).get("base")
     endpoints = {"base": served, "checkpoint": served} if served else {}
     with ModelPair(
-        model, model, settings, endpoints=endpoints, allow_code_execution=gate_config.allow_code_execution
+        model, model, settings, endpoints=endpoints, allow_code_execution=gate_config.allow_code_execution,
+        cache_dir=cache_root(gate_config.cache_dir),
     ) as models:
         CachedScorer(models, cache).score("base", tasks, {task.spec.id: task.doc_ids for task in tasks}, progress)
     return Baseline(
@@ -519,6 +521,7 @@ def run(
         gate_config.allow_differences,
         endpoints,
         allow_code_execution=gate_config.allow_code_execution,
+        cache_dir=cache_root(gate_config.cache_dir),
     ) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
@@ -604,6 +607,7 @@ def run_shard(
         gate_config.allow_differences,
         endpoints,
         allow_code_execution=gate_config.allow_code_execution,
+        cache_dir=cache_root(gate_config.cache_dir),
     ) as models:
         cache = _result_cache(gate_config, settings, cache_secret)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models

@@ -99,18 +99,20 @@ def parse_endpoint(text: str, num_concurrent: int = 4) -> Endpoint:
     return Endpoint(url, names[0], num_concurrent)
 
 
-def local_tokenizer(model: ResolvedModel) -> str:
+def local_tokenizer(model: ResolvedModel, cache_dir: Path | None = None) -> str:
     """A tokenizer lm-eval can load for a model: its folder (an adapter's own, if it saved one), or the hub id."""
     if model.kind == "adapter" and model.peft and (Path(model.peft) / "tokenizer_config.json").is_file():
         return model.peft
     if model.gguf_file:
         from gate.scorer import dequantised_folder
 
-        return str(dequantised_folder(Path(model.pretrained) / model.gguf_file))
+        return str(dequantised_folder(Path(model.pretrained) / model.gguf_file, cache_dir=cache_dir))
     return model.pretrained
 
 
-def load_served(model: ResolvedModel, endpoint: Endpoint, max_length: int | None = None) -> Any:
+def load_served(
+    model: ResolvedModel, endpoint: Endpoint, max_length: int | None = None, cache_dir: Path | None = None
+) -> Any:
     """lm-eval's `local-completions` model on the endpoint, tokenizing with the model's own local tokenizer."""
     from lm_eval.models.openai_completions import LocalCompletionsAPI
 
@@ -118,7 +120,7 @@ def load_served(model: ResolvedModel, endpoint: Endpoint, max_length: int | None
         return LocalCompletionsAPI(
             base_url=endpoint.completions_url,
             model=endpoint.model,
-            tokenizer=local_tokenizer(model),
+            tokenizer=local_tokenizer(model, cache_dir),
             tokenizer_backend="huggingface",
             tokenized_requests=True,
             num_concurrent=endpoint.num_concurrent,
@@ -130,14 +132,16 @@ def load_served(model: ResolvedModel, endpoint: Endpoint, max_length: int | None
         raise RunError(f"{endpoint.describe()} cannot be used for {model.describe()} ({reason})") from None
 
 
-def vllm_args(model: ResolvedModel, options: VllmOptions, *, dtype: str, trust_remote_code: bool) -> dict[str, Any]:
+def vllm_args(
+    model: ResolvedModel, options: VllmOptions, *, dtype: str, trust_remote_code: bool, cache_dir: Path | None = None
+) -> dict[str, Any]:
     """Arguments of lm-eval's `vllm` model class for a model reference (GGUF dequantised; adapters as LoRA)."""
     base = model.base if model.kind == "adapter" and model.base is not None else model
     pretrained = base.pretrained
     if base.gguf_file:
         from gate.scorer import dequantised_folder
 
-        pretrained = str(dequantised_folder(Path(base.pretrained) / base.gguf_file, trust_remote_code))
+        pretrained = str(dequantised_folder(Path(base.pretrained) / base.gguf_file, trust_remote_code, cache_dir))
     args: dict[str, Any] = {
         "pretrained": pretrained,
         "dtype": dtype,
@@ -158,7 +162,9 @@ def vllm_args(model: ResolvedModel, options: VllmOptions, *, dtype: str, trust_r
     return args
 
 
-def load_vllm(model: ResolvedModel, options: VllmOptions, *, dtype: str, trust_remote_code: bool) -> Any:
+def load_vllm(
+    model: ResolvedModel, options: VllmOptions, *, dtype: str, trust_remote_code: bool, cache_dir: Path | None = None
+) -> Any:
     """lm-eval's `vllm` model class in this process (needs vLLM installed beside the gate)."""
     from importlib.util import find_spec
 
@@ -169,4 +175,4 @@ def load_vllm(model: ResolvedModel, options: VllmOptions, *, dtype: str, trust_r
         )
     from lm_eval.models.vllm_causallms import VLLM
 
-    return VLLM(**vllm_args(model, options, dtype=dtype, trust_remote_code=trust_remote_code))
+    return VLLM(**vllm_args(model, options, dtype=dtype, trust_remote_code=trust_remote_code, cache_dir=cache_dir))

@@ -60,7 +60,7 @@ CACHE_DIR_OPTION = click.option(
     envvar="GATE_CACHE_DIR",
     show_envvar=True,
     default=None,
-    help="Folder of cached per-item results (default: ~/.cache/sft-gate).",
+    help="The folder the gate caches in: per-item results, generated items, dequantised models (default: ~/.cache/sft-gate).",
 )
 VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 JSON_FORMAT_OPTION = click.option(
@@ -127,7 +127,7 @@ def main() -> None:
 
     \b
     Environment:
-      GATE_CACHE_DIR   result cache folder (default ~/.cache/sft-gate)
+      GATE_CACHE_DIR   the cache folder: results, generated items, dequantised models (default ~/.cache/sft-gate)
       GATE_DATA_DIR    offline mirror of the suites' datasets
       CI               set: plain progress lines instead of progress bars
       GITHUB_ACTIONS   true: `gate run` reports to GitHub Actions (--github)

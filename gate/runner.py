@@ -10,6 +10,7 @@ import logging
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -135,7 +136,7 @@ def _generation_of(sample: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def _load(model: ResolvedModel, settings: ScoringSettings) -> Any:
+def _load(model: ResolvedModel, settings: ScoringSettings, cache_dir: Path | None) -> Any:
     """lm-eval's HFLM with the gate's shared-prefix multiple-choice scorer (gate.scorer)."""
     from gate.scorer import load_scorer_model
 
@@ -146,7 +147,7 @@ def _load(model: ResolvedModel, settings: ScoringSettings) -> Any:
         trust_remote_code=settings.trust_remote_code,
     )
     try:
-        lm = load_scorer_model(args)
+        lm = load_scorer_model(args, cache_dir)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise RunError(f"{model.describe()} failed to load ({reason}): check that the files are complete") from None
@@ -180,8 +181,10 @@ class ModelPair:
         endpoints: Mapping[str, Endpoint] | None = None,
         *,
         allow_code_execution: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
         self.base, self.checkpoint, self.settings = base, checkpoint, settings
+        self.cache_dir = cache_dir  # where dequantised GGUF models go (gate.paths.cache_root's default when None)
         self.allow_code_execution = allow_code_execution
         self.allow_differences = frozenset(allow_differences)
         self.endpoints = dict(endpoints or {})
@@ -207,12 +210,13 @@ class ModelPair:
 
     def _load(self, role: str, model: ResolvedModel) -> Any:
         if role in self.endpoints:
-            return load_served(model, self.endpoints[role])
+            return load_served(model, self.endpoints[role], cache_dir=self.cache_dir)
         if self.settings.backend == "vllm":
             return load_vllm(
-                model, self.settings.vllm, dtype=self.settings.dtype, trust_remote_code=self.settings.trust_remote_code
+                model, self.settings.vllm, dtype=self.settings.dtype, trust_remote_code=self.settings.trust_remote_code,
+                cache_dir=self.cache_dir,
             )
-        return _load(model, self.settings)
+        return _load(model, self.settings, self.cache_dir)
 
     def backend(self, role: str) -> str:
         """How `role` is scored: `hf`, `vllm`, or `openai-compatible <model> at <url>`."""

@@ -35,8 +35,8 @@ from gate import drafting
 from gate.drafting import DraftBook
 from gate.files import make_readable
 from gate.models import _sha256
+from gate.paths import cache_root
 from gate.progress import ItemProgress, live_bars
-from gate.suites import cache_dir
 
 log = logging.getLogger("gate")
 # Beside the dequantised weights: the GGUF's sha256 and every file's, checked before each load.
@@ -394,7 +394,7 @@ def _matches(folder: Path, gguf_digest: str) -> bool:
         return False
 
 
-def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path:
+def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False, cache_dir: Path | None = None) -> Path:
     """A folder holding the GGUF model dequantised to float32 safetensors, written on first use.
 
     Keyed by the file's sha256 and the transformers version (which does the dequantisation), under the gate cache.
@@ -405,7 +405,7 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path
 
     gguf_digest = _sha256(gguf_path)
     name = f"{gguf_digest[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
-    target = cache_dir() / "gguf" / name
+    target = cache_root(cache_dir) / "gguf" / name
     if target.is_dir():
         if _matches(target, gguf_digest):
             return target
@@ -447,11 +447,12 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False) -> Path
     return target
 
 
-def load_scorer_model(args: dict[str, Any]) -> HFLM:
+def load_scorer_model(args: dict[str, Any], cache_dir: Path | None = None) -> HFLM:
     """The gate's scorer for `ResolvedModel.hflm_args(...)`; a GGUF model loads from its dequantised disk cache."""
     args = dict(args)
     gguf_file = args.pop("gguf_file", None)
     if gguf_file:
-        folder = dequantised_folder(Path(args["pretrained"]) / gguf_file, bool(args.get("trust_remote_code")))
+        gguf_path = Path(args["pretrained"]) / gguf_file
+        folder = dequantised_folder(gguf_path, bool(args.get("trust_remote_code")), cache_dir)
         args["pretrained"] = str(folder)
     return GateHFLM(**args)

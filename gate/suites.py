@@ -7,7 +7,6 @@ import hashlib
 import importlib.resources
 import inspect
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gate.bounded_yaml import YamlLimitError, function_tags, read_bounded
 from gate.errors import SuiteError, shown
+from gate.paths import cache_root
 
 SUITE_FILE = "suite.yaml"
 Capability = Literal[
@@ -139,11 +139,6 @@ def suites_root() -> Path:
     return Path(__file__).resolve().parent.parent / "suites"
 
 
-def cache_dir() -> Path:
-    """Where the gate keeps materialised items and caches (GATE_CACHE_DIR, else ~/.cache/sft-gate)."""
-    return Path(os.environ.get("GATE_CACHE_DIR") or Path.home() / ".cache" / "sft-gate")
-
-
 def list_suites() -> list[str]:
     """Names of the built-in suites."""
     return sorted(p.parent.name for p in suites_root().glob(f"*/{SUITE_FILE}"))
@@ -258,15 +253,16 @@ def _check_twins(tasks: list[PreparedTask]) -> None:
             )
 
 
-def suite_data_dir(suite: Suite, data_dir: Path | None, seed: int | None) -> Path | None:
-    """The folder the suite's tasks read their items from: generated items, a mirror, or None (the hub)."""
+def suite_data_dir(suite: Suite, data_dir: Path | None, seed: int | None, root: Path | None = None) -> Path | None:
+    """The folder the suite's tasks read their items from: generated items (under the cache folder `root`), a
+    mirror, or None (the hub)."""
     if suite.generator is not None:
         from gate.core_items import write_items
 
         item_seed = suite.seed if seed is None else seed
         if item_seed is None:
             raise SuiteError(f"suite {suite.name} generates its items and needs a seed: set `seed` in its suite.yaml")
-        target = cache_dir() / "items" / f"{suite.name}-v{suite.version}-seed{item_seed}"
+        target = cache_root(root) / "items" / f"{suite.name}-v{suite.version}-seed{item_seed}"
         pools = {spec.id: spec.pool or spec.items for spec in suite.tasks}
         write_items(target, item_seed, pools)
         return target
@@ -294,13 +290,13 @@ def bare_task_manager() -> Any:
     return TaskManager(include_defaults=False)
 
 
-def _base_config(suite: Suite, spec: TaskSpec) -> dict[str, Any]:
+def _base_config(suite: Suite, spec: TaskSpec, root: Path | None) -> dict[str, Any]:
     from lm_eval.tasks._yaml_loader import load_yaml
 
     from gate.punkt import register_punkt
 
     # Loading a config imports its Python hooks; IFEval's fetch nltk's punkt_tab at import unless one is found.
-    register_punkt(cache_dir() / "nltk_data")
+    register_punkt(cache_root(root) / "nltk_data")
     if spec.config is not None:
         config_path = suite.directory / spec.config
         if not config_path.is_file():
@@ -444,19 +440,21 @@ def prepare_tasks(
     max_items: int | None = None,
     item_seed: int | None = None,
     extend: bool = False,
+    cache_dir: Path | None = None,
 ) -> list[PreparedTask]:
     """Build each task with lm-eval, sample its items in a seeded order, and fingerprint what will be measured.
 
     `seed` orders the items; `item_seed` regenerates a generated suite's items afresh (default: the suite's seed).
     With `extend`, each task whose cap is the suite's own (not set through `caps` or `max_items`, which are hard)
     also carries the rest of its pool, in the same seeded order, after its capped items (PreparedTask.cap); the
-    fingerprint still covers the capped items only.
+    fingerprint still covers the capped items only. Generated items and Punkt data go under `cache_dir`
+    (gate.paths.cache_root's default when None).
     """
-    item_dir = suite_data_dir(suite, data_dir, item_seed)
+    item_dir = suite_data_dir(suite, data_dir, item_seed, cache_dir)
     manager = bare_task_manager()
     prepared = []
     for spec in suite.tasks:
-        hub_config = task_config(suite, spec)
+        hub_config = task_config(suite, spec, cache_dir=cache_dir)
         config = _with_mirror(hub_config, spec, item_dir)
         try:
             task = manager.load([config])["tasks"][spec.id]
@@ -508,9 +506,11 @@ def _unsafe_template(suite: Suite, spec: TaskSpec, exc: SecurityError) -> SuiteE
     )
 
 
-def task_config(suite: Suite, spec: TaskSpec, data_dir: Path | None = None) -> dict[str, Any]:
+def task_config(
+    suite: Suite, spec: TaskSpec, data_dir: Path | None = None, *, cache_dir: Path | None = None
+) -> dict[str, Any]:
     """The complete lm-eval config the gate hands over for a task: from the hub, or from the mirror data_dir."""
-    return _with_mirror(_with_settings(_base_config(suite, spec), spec), spec, data_dir)
+    return _with_mirror(_with_settings(_base_config(suite, spec, cache_dir), spec), spec, data_dir)
 
 
 def dataset_label(config: Mapping[str, Any]) -> str:

@@ -522,12 +522,12 @@ def test_a_planted_dequantised_folder_is_verified_against_the_gguf_digest_and_ne
 
     from gate.models import _sha256
     from gate.scorer import DEQUANTISED_FORMAT, DIGEST_FILE, _file_digests, _matches, dequantised_folder
-    from gate.suites import cache_dir
+    from gate.paths import cache_root
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF, but not a real one")
     digest = _sha256(gguf)
-    planted = cache_dir() / "gguf" / f"{digest[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
+    planted = cache_root() / "gguf" / f"{digest[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
     planted.mkdir(parents=True)
     (planted / "model.safetensors").write_bytes(b"forged weights")
     honest = {"gguf_sha256": digest, "files": _file_digests(planted)}

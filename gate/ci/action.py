@@ -249,7 +249,6 @@ def run_gate(config: ActionConfig) -> GateResult:
     """Map the inputs to gate.api.run: budgets merge over gate.yaml's, fail-on-warn true forces warn_blocks."""
     from gate.config import load_config
 
-    os.environ["GATE_CACHE_DIR"] = str(config.cache_dir)  # where gate.suites keeps its caches
     gate_config = load_config(config.config)  # before the heavy imports: a bad gate.yaml fails at once
     for opt_in, key in CODE_OPT_INS.items():
         if getattr(gate_config, key) and opt_in not in config.allow_code:

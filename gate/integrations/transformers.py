@@ -26,8 +26,8 @@ from gate.config import GateConfig, load_config
 from gate.errors import ConfigError
 from gate.evaluate import evaluate_sequential
 from gate.inmemory import InMemoryScorer
+from gate.paths import cache_root
 from gate.result import GateResult, ModelInfo
-from gate.suites import cache_dir
 
 log = logging.getLogger("gate")
 VERDICT_VALUES = {"PASS": 1.0, "WARN": 0.0, "FAIL": -1.0}
@@ -94,10 +94,7 @@ class GateCallback(TrainerCallback):
         self.checks: list[Check] = []
         started = time.monotonic()
         self.scorer = InMemoryScorer(trainer.model, tokenizer, self.settings)
-        cache_root = (
-            (Path(self.config.cache_dir) if self.config.cache_dir else cache_dir()) if self.config.cache else None
-        )
-        self.scorer.score_base(self.tasks, cache_root)
+        self.scorer.score_base(self.tasks, cache_root(self.config.cache_dir) if self.config.cache else None)
         self.base_seconds = round(time.monotonic() - started, 1)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
