@@ -60,7 +60,8 @@ CACHE_DIR_OPTION = click.option(
     envvar="GATE_CACHE_DIR",
     show_envvar=True,
     default=None,
-    help="The folder the gate caches in: per-item results, generated items, dequantised models (default: ~/.cache/sft-gate).",
+    help="The folder the gate caches in: per-item results, generated items, dequantised models "
+    "(default: ~/.cache/sft-gate).",
 )
 VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 JSON_FORMAT_OPTION = click.option(
