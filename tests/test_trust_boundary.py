@@ -521,8 +521,8 @@ def test_a_planted_dequantised_folder_is_verified_against_the_gguf_digest_and_ne
     import transformers
 
     from gate.models import _sha256
-    from gate.scorer import DEQUANTISED_FORMAT, DIGEST_FILE, _file_digests, _matches, dequantised_folder
     from gate.paths import cache_root
+    from gate.scorer import DEQUANTISED_FORMAT, DIGEST_FILE, _file_digests, _matches, dequantised_folder
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF, but not a real one")
