@@ -34,10 +34,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gate.api import sequential_policy  # noqa: E402
 from gate.config import GateConfig  # noqa: E402
 from gate.evaluate import evaluate_sequential  # noqa: E402
 from gate.items import ItemOutput, ModelScores  # noqa: E402
+from gate.runconfig import sequential_policy  # noqa: E402
 from gate.suites import PreparedTask, load_suite, prepare_tasks  # noqa: E402
 
 

@@ -7,228 +7,54 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
 from gate import distributed
-from gate.backends import Endpoint, VllmOptions, parse_endpoint
-from gate.cache import CachedScorer, ResultCache
+from gate.backends import VllmOptions
+from gate.cache import CachedScorer
 from gate.config import GateConfig, load_config, parse_config
-from gate.decision import Outcome, TaskDecision
-from gate.diagnosis import diagnose
+from gate.decision import Outcome
 from gate.drift import Drift, measure_drift
-from gate.errors import BadInputError, ConfigError, ExitCode
-from gate.evaluate import Evaluation, decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
-from gate.files import atomic_write_text, check_writable_folder, file_lock
-from gate.items import ItemScorer, PairedTask
-from gate.models import OutsideLinks, ResolvedModel, resolve_model
+from gate.errors import BadInputError, ConfigError
+from gate.evaluate import decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
+from gate.files import atomic_write_text, check_writable_folder
+from gate.items import ItemScorer
+from gate.models import OutsideLinks, resolve_model
 from gate.paths import cache_root
-from gate.provenance import hardware, installed_versions, package_versions
+from gate.provenance import installed_versions
+from gate.record import build_result, model_info, now, write_outputs
 from gate.report import ReportFormat, render_html, render_markdown
 from gate.report.compare import compare_results, render_comparison
 from gate.result import (
-    ActiveWaiver,
-    CompositeResult,
-    Diagnosis,
-    FlippedItem,
     GateResult,
     ModelInfo,
-    TaskResult,
     load_result,
 )
+from gate.runconfig import (
+    fixed_policy,
+    resolve_pair,
+    result_cache,
+    scored_suite,
+    scoring_settings,
+    sequential_policy,
+    served_endpoints,
+    suite_and_tasks,
+    task_budgets,
+)
 from gate.runner import ModelPair, ScoringSettings
-from gate.sandbox import check_code_execution
-from gate.sequential import SequentialPolicy, TaskPlan, composite_reach
+from gate.sequential import TaskPlan, composite_reach
 from gate.sequential import plan as sequential_plan
 from gate.shards import Shard, check_shardable, merge_pairs, read_partials, shard_doc_ids, write_partial
 from gate.suites import (
-    PreparedTask,
-    Suite,
-    TaskSpec,
-    check_suite_hooks,
     load_suite,
-    prepare_tasks,
     suite_fingerprint,
 )
-from gate.verdict import Policy
 
 log = logging.getLogger("gate")
-FLIPPED_KEPT = 20
-RESULT_FILE = "result.json"
-REPORT_FILE = "report.md"
-HTML_REPORT_FILE = "report.html"
-OUT_LOCK_FILE = ".gate-out.lock"
-
-
-def _model_info(model: ResolvedModel) -> ModelInfo:
-    return ModelInfo(model.reference, model.kind, model.describe(), model.fingerprint, dict(model.weight_sha256))
-
-
-def _check_task_keys(config: GateConfig, suite: Suite) -> None:
-    known = {spec.id for spec in suite.tasks}
-    for section in ("budgets", "items"):
-        for key in getattr(config, section):
-            if key not in known:
-                raise ConfigError(
-                    f"{section}.{key}: suite {suite.name} has no task '{key}' (its tasks: {', '.join(sorted(known))})"
-                )
-
-
-def _task_result(
-    task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None, reached: bool
-) -> TaskResult:
-    spec = task.task.spec
-    lost = [item for item in task.items if item.base_score > item.ckpt_score]
-    gained = [item for item in task.items if item.base_score < item.ckpt_score]
-    return TaskResult(
-        id=spec.id,
-        capability=spec.capability,
-        metric=spec.metric,
-        lm_eval_task=spec.task or spec.config or "",
-        chat_template=task.chat_template,
-        pool_size=task.task.pool_size,
-        fingerprint=task.task.fingerprint,
-        n=decision.n,
-        base_score=decision.base_score,
-        ckpt_score=decision.ckpt_score,
-        delta=decision.delta,
-        lower=decision.lower,
-        upper=decision.upper,
-        p_fail=decision.p_fail,
-        p_fail_adjusted=decision.p_fail_adjusted,
-        budget=decision.budget,
-        discordance=decision.discordance,
-        detectable=decision.detectable,
-        certifiable=decision.certifiable,
-        n_items=decision.n_items,
-        planned=planned,
-        stop_reason=reason,
-        method=decision.method,
-        outcome=decision.outcome.value,
-        right_to_wrong=len(lost),
-        wrong_to_right=len(gained),
-        flipped=[
-            FlippedItem(item.doc_id, item.prompt, item.target, item.base_answer, item.ckpt_answer)
-            for item in lost[:FLIPPED_KEPT]
-        ],
-        items=[[item.doc_id, item.base_score, item.ckpt_score] for item in task.items],
-        diagnosis=diagnosis,
-        reached=reached,
-    )
-
-
-def _summary(evaluation: Evaluation, waived: Collection[str]) -> str:
-    def listed(decisions: list[TaskDecision]) -> str:
-        return ", ".join(
-            f"{d.name} ({d.delta:+.1f} pts, {'waived ' if d.name in waived else ''}budget {d.budget:g})"
-            for d in decisions
-        )
-
-    decisions = list(evaluation.decisions.values()) + ([evaluation.composite] if evaluation.composite else [])
-    failed = [d for d in decisions if d.outcome is Outcome.FAIL]
-    undecided = [d for d in decisions if d.outcome is Outcome.WARN]
-    if evaluation.outcome is Outcome.FAIL:
-        return f"regression beyond budget demonstrated on {listed(failed)}"
-    if evaluation.outcome is Outcome.PASS:
-        return f"no regression beyond budget on any of {len(evaluation.decisions)} tasks or the composite"
-    return f"undecided on {listed(undecided)}: more items or a wider budget would decide"
-
-
-def exit_code_for(verdict: str, warn_blocks: bool) -> ExitCode:
-    """The process exit code a verdict maps to under the WARN policy."""
-    if verdict == Outcome.FAIL.value or (verdict == Outcome.WARN.value and warn_blocks):
-        return ExitCode.REGRESSION
-    return ExitCode.OK
-
-
-def build_result(
-    *,
-    evaluation: Evaluation,
-    suite: Suite,
-    tasks: Sequence[PreparedTask],
-    checkpoint: ModelInfo,
-    base: ModelInfo,
-    config: GateConfig,
-    settings: ScoringSettings,
-    drift: Drift | None,
-    timing: dict[str, object],
-) -> GateResult:
-    """Assemble the result record from the evaluation."""
-    composite = None
-    if evaluation.composite is not None:
-        c = evaluation.composite
-        composite = CompositeResult(c.delta, c.lower, c.upper, c.p_fail, c.p_fail_adjusted, c.budget, c.outcome.value)
-    code = exit_code_for(evaluation.outcome.value, config.warn_blocks)
-    normal = config.normal_budgets({spec.id: spec.budget for spec in suite.tasks})
-    waivers = [
-        ActiveWaiver(waiver.task, waiver.budget, normal[waiver.task], waiver.reason, waiver.expires.isoformat())
-        for waiver in config.waivers
-    ]
-
-    def diagnosis(spec: TaskSpec) -> Diagnosis | None:
-        twin = spec.loglik_twin
-        if twin is None:
-            return None
-        return diagnose(
-            evaluation.decisions[spec.id], evaluation.decisions[twin], normal[twin], evaluation.matched.get(spec.id)
-        )
-
-    return GateResult(
-        verdict=evaluation.outcome.value,
-        blocking=code is ExitCode.REGRESSION,
-        exit_code=int(code),
-        summary=_summary(evaluation, {waiver.task for waiver in waivers}),
-        checkpoint=checkpoint,
-        base=base,
-        suite={
-            "name": suite.name,
-            "version": suite.version,
-            "description": suite.description,
-            "fingerprint": suite_fingerprint(suite, list(tasks)),
-        },
-        policy=evaluation.policy,
-        settings={**asdict(settings), "seed": config.seed},
-        composite=composite,
-        tasks=[
-            _task_result(
-                task,
-                evaluation.decisions[task.task.spec.id],
-                evaluation.reasons[task.task.spec.id],
-                evaluation.planned[task.task.spec.id],
-                diagnosis(task.task.spec),
-                task.task.spec.id not in evaluation.not_reached,
-            )
-            for task in evaluation.paired
-        ],
-        provenance={
-            "versions": package_versions(),
-            "hardware": hardware(settings.device),
-            "config": config.model_dump(by_alias=True, mode="json"),
-        },
-        drift=asdict(drift) if drift is not None else None,
-        timing=timing,
-        waivers=waivers,
-    )
-
-
-def write_outputs(result: GateResult, out_dir: Path, *, html: bool = False) -> list[Path]:
-    """Write result.json, report.md and (with html) report.html atomically; returns their paths.
-
-    All of them are rendered first and written under one lock on the folder, so two runs writing the same folder
-    leave the files of one run, never a mix (the run id in each tells).
-    """
-    data = result.to_dict()
-    outputs = [(out_dir / RESULT_FILE, result.to_json()), (out_dir / REPORT_FILE, render_markdown(data))]
-    if html:
-        outputs.append((out_dir / HTML_REPORT_FILE, render_html(data)))
-    with file_lock(out_dir / OUT_LOCK_FILE):
-        for path, text in outputs:
-            atomic_write_text(path, text)
-    return [path for path, _ in outputs]
 
 
 @contextmanager
@@ -266,52 +92,14 @@ def compare_many(paths: Sequence[Path], fmt: Literal["md", "html", "json"] = "md
         return render_candidates(compare_candidates(results, [str(path) for path in paths]), fmt)
 
 
-def _scored_suite(config: GateConfig, *, extend: bool = False) -> tuple[Suite, list[PreparedTask]]:
-    """The suite and tasks about to be scored; BadInputError when a task runs generated code without the opt-in."""
-    suite, tasks = _suite_and_tasks(config, extend=extend)
-    check_code_execution([(task.spec.id, task.lm_eval_config) for task in tasks], config.allow_code_execution)
-    return suite, tasks
-
-
-def _suite_and_tasks(config: GateConfig, *, extend: bool = False) -> tuple[Suite, list[PreparedTask]]:
-    """The configured suite, checked against the config's task keys, with its items sampled (with `extend`, each
-    task's pool beyond its cap too, for the sequential mode to go on into)."""
-    suite = load_suite(config.suite)
-    _check_task_keys(config, suite)
-    check_suite_hooks(suite, config.allow_suite_hooks)
-    tasks = prepare_tasks(
-        suite,
-        seed=config.seed,
-        caps=config.items,
-        max_items=config.max_items,
-        data_dir=Path(config.data_dir) if config.data_dir else None,
-        extend=extend,
-        cache_dir=cache_root(config.cache_dir),
-    )
-    return suite, tasks
-
-
-def sequential_policy(config: GateConfig, composite_budget: float) -> SequentialPolicy:
-    """The sequential design's error rates and smoke stage, from gate.yaml."""
-    return SequentialPolicy(
-        alpha_fail=config.alpha.fail,
-        alpha_pass=config.alpha.pass_,
-        composite_budget=composite_budget,
-        smoke_items=config.smoke_items,
-        catastrophic_drop=config.catastrophic_drop,
-        planning_discordance=config.planning_discordance,
-        sequence=config.sequence,
-    )
-
-
 def plan(
     config: GateConfig | Path | None = None, *, suite: str | None = None, data_dir: Path | None = None
 ) -> list[TaskPlan]:
     """Per task of the suite: items needed for its budget, items planned within its cap, what they can detect."""
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(suite=suite, data_dir=str(data_dir) if data_dir else None)
-    the_suite, tasks = _suite_and_tasks(gate_config)
-    budgets = _task_budgets(gate_config, the_suite)
+    the_suite, tasks = suite_and_tasks(gate_config)
+    budgets = task_budgets(gate_config, the_suite)
     policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
     continuous = [task.spec.id for task in tasks if task.spec.scores == "continuous"]
     return sequential_plan(budgets, {task.spec.id: task.cap_units for task in tasks}, policy, continuous=continuous)
@@ -330,18 +118,6 @@ def composite_plan(
         [1.0] * len(rows), [row.discordance for row in rows], [row.planned for row in rows], policy, budget
     )
     return budget, detectable, certifiable
-
-
-def _task_budgets(config: GateConfig, suite: Suite) -> dict[str, float]:
-    """The budgets the verdict uses: the suite's, as gate.yaml overrides and waives them."""
-    return config.task_budgets({spec.id: spec.budget for spec in suite.tasks}, suite=suite.name)
-
-
-def _result_cache(config: GateConfig, settings: ScoringSettings, secret: str | None = None) -> ResultCache | None:
-    """The per-item result cache the config asks for (None with `cache: false`), authenticated with `secret`."""
-    if not config.cache:
-        return None
-    return ResultCache(cache_root(config.cache_dir), asdict(settings), secret)
 
 
 @dataclass(frozen=True)
@@ -375,15 +151,15 @@ def baseline(
     gate_config = gate_config.with_overrides(
         base=base, suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
-    settings = _settings(gate_config)
-    cache = _result_cache(gate_config, settings, cache_secret)
+    settings = scoring_settings(gate_config)
+    cache = result_cache(gate_config, settings, cache_secret)
     if cache is None:
         raise ConfigError("gate baseline fills the result cache, but the config says `cache: false`: remove that")
     model = resolve_model(
         gate_config.base, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
     )
-    _, tasks = _scored_suite(gate_config)
-    served = _endpoints(gate_config).get("base")
+    _, tasks = scored_suite(gate_config)
+    served = served_endpoints(gate_config).get("base")
     endpoints = {"base": served, "checkpoint": served} if served else {}
     with ModelPair(
         model, model, settings, endpoints=endpoints, allow_code_execution=gate_config.allow_code_execution,
@@ -399,61 +175,6 @@ def baseline(
     )
 
 
-def _settings(config: GateConfig) -> ScoringSettings:
-    return ScoringSettings(
-        device=config.device,
-        dtype=config.dtype,
-        batch_size=config.batch_size,
-        trust_remote_code=config.trust_remote_code,
-        backend=config.backend,
-        vllm=VllmOptions(**config.vllm.model_dump()),
-        chat_template=config.chat_template,
-    )
-
-
-def _endpoints(config: GateConfig) -> dict[str, Endpoint]:
-    """The served roles' endpoints; ConfigError when `backend: openai-compatible` lacks one."""
-    found = {}
-    for role in ("base", "checkpoint"):
-        served = getattr(config.served, role)
-        if served is not None:
-            found[role] = parse_endpoint(served.url, served.num_concurrent)
-    if config.backend == "openai-compatible" and len(found) < 2:
-        raise ConfigError(
-            "backend openai-compatible scores both models on servers: give served.base.url and served.checkpoint.url "
-            "in gate.yaml (or --base-url and --ckpt-url)"
-        )
-    return found
-
-
-def _resolve_pair(
-    ckpt: str, base: str | None, config: GateConfig, outside_links: OutsideLinks = "warn"
-) -> tuple[ResolvedModel, ResolvedModel]:
-    """The checkpoint and its base: --base, else gate.yaml's base if set, else the adapter's own, else the default."""
-    resolve = functools.partial(
-        resolve_model,
-        allow_pickle=config.allow_pickle,
-        trust_remote_code=config.trust_remote_code,
-        outside_links=outside_links,
-    )
-    base_model = None
-    if base is not None or "base" in config.model_fields_set:
-        base_model = resolve(base or config.base)
-    checkpoint = resolve(ckpt, base=base_model)
-    if base_model is None:
-        base_model = checkpoint.base or resolve(config.base)
-    return checkpoint, base_model
-
-
-def _fixed_policy(config: GateConfig, composite_budget: float) -> Policy:
-    return Policy(
-        alpha_fail=config.alpha.fail,
-        alpha_pass=config.alpha.pass_,
-        composite_budget=composite_budget,
-        method=config.method,
-    )
-
-
 def _drift(models: ModelPair) -> Drift | None:
     """Drift on the probe set; None (with a warning) for a model out of process, or tokenizers allowed to differ."""
     if not (models.in_process("base") and models.in_process("checkpoint")):
@@ -465,10 +186,6 @@ def _drift(models: ModelPair) -> Drift | None:
     return measure_drift(
         functools.partial(models.token_logprobs, "base"), functools.partial(models.token_logprobs, "checkpoint")
     )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def run(
@@ -491,22 +208,22 @@ def run(
     `outside_links="refuse"` refuses symlinks out of a model folder (the Action, where the folders are the change's);
     `cache_secret` authenticates the result cache's entries (see gate.cache).
     """
-    started, clock = _now(), time.monotonic()
+    started, clock = now(), time.monotonic()
     if out_dir is not None and distributed.is_main():
         check_writable_folder(out_dir, "--out")  # before anything loads, not after the scoring
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(
         suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
-    checkpoint, base_model = _resolve_pair(ckpt, base, gate_config, outside_links)
+    checkpoint, base_model = resolve_pair(ckpt, base, gate_config, outside_links)
     extend = gate_config.mode == "sequential" and gate_config.time_budget > 0
-    the_suite, tasks = _scored_suite(gate_config, extend=extend)
-    settings = _settings(gate_config)
-    budgets = _task_budgets(gate_config, the_suite)
+    the_suite, tasks = scored_suite(gate_config, extend=extend)
+    settings = scoring_settings(gate_config)
+    budgets = task_budgets(gate_config, the_suite)
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    endpoints = _endpoints(gate_config)
+    endpoints = served_endpoints(gate_config)
     processes = distributed.world_size()
     if processes > 1 and (settings.backend != "hf" or endpoints):
         raise ConfigError(
@@ -525,12 +242,12 @@ def run(
     ) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
-        cache = _result_cache(gate_config, settings, cache_secret) if processes == 1 else None
+        cache = result_cache(gate_config, settings, cache_secret) if processes == 1 else None
         if processes > 1 and gate_config.cache:
             log.info("result cache not used: %d processes share the items of each harness call", processes)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         if gate_config.mode == "fixed":
-            evaluation = evaluate_fixed(scorer, tasks, budgets, _fixed_policy(gate_config, composite_budget), progress)
+            evaluation = evaluate_fixed(scorer, tasks, budgets, fixed_policy(gate_config, composite_budget), progress)
         else:
             policy = sequential_policy(gate_config, composite_budget)
             evaluation = evaluate_sequential(scorer, tasks, budgets, policy, progress, gate_config.time_budget)
@@ -544,15 +261,15 @@ def run(
         evaluation=evaluation,
         suite=the_suite,
         tasks=tasks,
-        checkpoint=_model_info(checkpoint),
-        base=_model_info(base_model),
+        checkpoint=model_info(checkpoint),
+        base=model_info(base_model),
         config=gate_config,
         settings=settings,
         drift=drift,
         timing={
             "run_id": uuid.uuid4().hex,  # in result.json and report.md alike: the two files of one run
             "started": started,
-            "finished": _now(),
+            "finished": now(),
             "seconds": seconds,
             "looks": evaluation.looks,
             "cache": asdict(cache.stats) if cache is not None else None,
@@ -588,18 +305,18 @@ def run_shard(
     Sharded runs are fixed-n: every sampled item is scored, once, by one of the shards. Shard 1 also measures drift.
     """
     distributed.single_process("gate run --shard")
-    started, clock = _now(), time.monotonic()
+    started, clock = now(), time.monotonic()
     check_writable_folder(out_dir, "--out")
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
     gate_config = gate_config.with_overrides(
         mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
     )
-    checkpoint, base_model = _resolve_pair(ckpt, base, gate_config)
-    the_suite, tasks = _scored_suite(gate_config)  # shards are fixed-n: never past the cap
+    checkpoint, base_model = resolve_pair(ckpt, base, gate_config)
+    the_suite, tasks = scored_suite(gate_config)  # shards are fixed-n: never past the cap
     check_shardable(tasks, shard)
-    _task_budgets(gate_config, the_suite)  # fail early
-    settings = _settings(gate_config)
-    endpoints = _endpoints(gate_config)
+    task_budgets(gate_config, the_suite)  # fail early
+    settings = scoring_settings(gate_config)
+    endpoints = served_endpoints(gate_config)
     with ModelPair(
         base_model,
         checkpoint,
@@ -609,20 +326,20 @@ def run_shard(
         allow_code_execution=gate_config.allow_code_execution,
         cache_dir=cache_root(gate_config.cache_dir),
     ) as models:
-        cache = _result_cache(gate_config, settings, cache_secret)
+        cache = result_cache(gate_config, settings, cache_secret)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         paired = score_pairs(scorer, tasks, {task.spec.id: shard_doc_ids(task, shard) for task in tasks}, progress)
         drift = _drift(models) if shard.index == 1 else None
     config_data = gate_config.model_dump(by_alias=True, mode="json")
     identity = {
         "suite_fingerprint": suite_fingerprint(the_suite, tasks),
-        "checkpoint": asdict(_model_info(checkpoint)),
-        "base": asdict(_model_info(base_model)),
+        "checkpoint": asdict(model_info(checkpoint)),
+        "base": asdict(model_info(base_model)),
         "config": {key: value for key, value in config_data.items() if key not in _MACHINE_LOCAL_KEYS},
         "settings": asdict(settings),
         "versions": installed_versions(("sft-gate", "lm_eval", "transformers", "torch", "peft")),
     }
-    timing = {"started": started, "finished": _now(), "seconds": round(time.monotonic() - clock, 1)}
+    timing = {"started": started, "finished": now(), "seconds": round(time.monotonic() - clock, 1)}
     extra = {"config": config_data, "drift": asdict(drift) if drift else None, "timing": timing}
     return write_partial(out_dir / shard.file_name(), shard, identity, paired, extra)
 
@@ -638,15 +355,15 @@ def merge(
     partials = read_partials(partial_paths)
     gate_config = parse_config(partials[0]["config"], source=str(partial_paths[0]))
     gate_config = gate_config.with_overrides(data_dir=str(data_dir) if data_dir else None)
-    the_suite, tasks = _suite_and_tasks(gate_config)
+    the_suite, tasks = suite_and_tasks(gate_config)
     if suite_fingerprint(the_suite, tasks) != partials[0]["identity"]["suite_fingerprint"]:
         raise BadInputError(
             f"suite {the_suite.name} differs from the one the shards scored (its fingerprint changed): "
             "merge with the same gate version, suite and data"
         )
-    budgets = _task_budgets(gate_config, the_suite)
+    budgets = task_budgets(gate_config, the_suite)
     composite_budget = gate_config.composite_budget or the_suite.composite_budget
-    evaluation = decide_fixed(merge_pairs(partials, tasks), budgets, _fixed_policy(gate_config, composite_budget))
+    evaluation = decide_fixed(merge_pairs(partials, tasks), budgets, fixed_policy(gate_config, composite_budget))
     identity = partials[0]["identity"]
     drift = partials[0]["drift"]
     result = build_result(
@@ -688,7 +405,7 @@ def sweep(
     from gate.sweep import SWEEP_FILE, SWEEP_HTML, SWEEP_REPORT, build_record, discover, selected
 
     distributed.single_process("gate sweep")
-    started, clock = _now(), time.monotonic()
+    started, clock = now(), time.monotonic()
     points = discover(checkpoints)
     selected(points, require)  # fail before any scoring
     gate_config = config if isinstance(config, GateConfig) else load_config(config)
@@ -711,7 +428,7 @@ def sweep(
             break
     record = build_record(
         points, results, out_dir, require=require, stop_at_fail=stop_at_fail,
-        timing={"started": started, "finished": _now(), "seconds": round(time.monotonic() - clock, 1)},
+        timing={"started": started, "finished": now(), "seconds": round(time.monotonic() - clock, 1)},
     )
     atomic_write_text(out_dir / SWEEP_FILE, json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     atomic_write_text(out_dir / SWEEP_REPORT, render_sweep_markdown(record))

@@ -21,13 +21,14 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from gate.api import _now, _settings, _suite_and_tasks, _task_budgets, build_result, sequential_policy, write_outputs
 from gate.config import GateConfig, load_config
 from gate.errors import ConfigError
 from gate.evaluate import evaluate_sequential
 from gate.inmemory import InMemoryScorer
 from gate.paths import cache_root
+from gate.record import build_result, now, write_outputs
 from gate.result import GateResult, ModelInfo
+from gate.runconfig import scoring_settings, sequential_policy, suite_and_tasks, task_budgets
 
 log = logging.getLogger("gate")
 VERDICT_VALUES = {"PASS": 1.0, "WARN": 0.0, "FAIL": -1.0}
@@ -88,9 +89,9 @@ class GateCallback(TrainerCallback):
             raise ConfigError("GateCallback needs the tokenizer: pass tokenizer=, or give the trainer processing_class")
         self.trainer, self.every_n_steps, self.stop_on_fail = trainer, every_n_steps, stop_on_fail
         self.output_dir = Path(output_dir) if output_dir else Path(trainer.args.output_dir) / "gate"
-        self.suite, self.tasks = _suite_and_tasks(self.config)
-        self.budgets = _task_budgets(self.config, self.suite)
-        self.settings = _settings(self.config)
+        self.suite, self.tasks = suite_and_tasks(self.config)
+        self.budgets = task_budgets(self.config, self.suite)
+        self.settings = scoring_settings(self.config)
         self.checks: list[Check] = []
         started = time.monotonic()
         self.scorer = InMemoryScorer(trainer.model, tokenizer, self.settings)
@@ -112,7 +113,7 @@ class GateCallback(TrainerCallback):
     def _check(self, state: Any, control: Any) -> None:
         if self.checks and self.checks[-1].step == state.global_step:
             return
-        started, clock = _now(), time.monotonic()
+        started, clock = now(), time.monotonic()
         self.scorer.at(f"step {state.global_step} of {self.trainer.args.output_dir}")
         composite_budget = self.config.composite_budget or self.suite.composite_budget
         policy = sequential_policy(self.config, composite_budget)
@@ -129,7 +130,7 @@ class GateCallback(TrainerCallback):
             drift=None,
             timing={
                 "started": started,
-                "finished": _now(),
+                "finished": now(),
                 "seconds": {"scoring": seconds, "total": seconds},
                 "looks": evaluation.looks,
                 "step": state.global_step,
