@@ -9,14 +9,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from gate import distributed
 from gate.backends import VllmOptions
 from gate.cache import CachedScorer
-from gate.config import GateConfig, load_config, parse_config
+from gate.config import GateConfig, parse_config
 from gate.decision import Outcome
 from gate.drift import Drift, measure_drift
 from gate.errors import BadInputError, ConfigError
@@ -24,7 +24,6 @@ from gate.evaluate import decide_fixed, evaluate_fixed, evaluate_sequential, sco
 from gate.files import atomic_write_text, check_writable_folder
 from gate.items import ItemScorer
 from gate.models import OutsideLinks, resolve_model
-from gate.paths import cache_root
 from gate.provenance import installed_versions
 from gate.record import build_result, model_info, now, write_outputs
 from gate.report import ReportFormat, render_html, render_markdown
@@ -35,13 +34,13 @@ from gate.result import (
     load_result,
 )
 from gate.runconfig import (
+    configured,
     fixed_policy,
     resolve_pair,
     result_cache,
-    scored_suite,
+    run_inputs,
     scoring_settings,
     sequential_policy,
-    served_endpoints,
     suite_and_tasks,
     task_budgets,
 )
@@ -96,8 +95,7 @@ def plan(
     config: GateConfig | Path | None = None, *, suite: str | None = None, data_dir: Path | None = None
 ) -> list[TaskPlan]:
     """Per task of the suite: items needed for its budget, items planned within its cap, what they can detect."""
-    gate_config = config if isinstance(config, GateConfig) else load_config(config)
-    gate_config = gate_config.with_overrides(suite=suite, data_dir=str(data_dir) if data_dir else None)
+    gate_config = configured(config, suite=suite, data_dir=data_dir)
     the_suite, tasks = suite_and_tasks(gate_config)
     budgets = task_budgets(gate_config, the_suite)
     policy = sequential_policy(gate_config, gate_config.composite_budget or the_suite.composite_budget)
@@ -110,8 +108,7 @@ def composite_plan(
 ) -> tuple[float, float, float]:
     """The composite's budget, and the drop it detects and the budget it certifies at the planned items of `rows`
     (plan's answer for the same config and suite)."""
-    gate_config = config if isinstance(config, GateConfig) else load_config(config)
-    gate_config = gate_config.with_overrides(suite=suite)
+    gate_config = configured(config, suite=suite)
     budget = gate_config.composite_budget or load_suite(gate_config.suite).composite_budget
     policy = sequential_policy(gate_config, budget)
     detectable, certifiable = composite_reach(
@@ -147,24 +144,18 @@ def baseline(
     With `cache_secret` the entries carry its authentication tag (see gate.cache).
     """
     distributed.single_process("gate baseline")
-    gate_config = config if isinstance(config, GateConfig) else load_config(config)
-    gate_config = gate_config.with_overrides(
-        base=base, suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
-    )
-    settings = scoring_settings(gate_config)
-    cache = result_cache(gate_config, settings, cache_secret)
+    gate_config = configured(config, base=base, suite=suite, batch_size=batch_size, device=device, data_dir=data_dir)
+    cache = result_cache(gate_config, scoring_settings(gate_config), cache_secret)
     if cache is None:
         raise ConfigError("gate baseline fills the result cache, but the config says `cache: false`: remove that")
     model = resolve_model(
         gate_config.base, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
     )
-    _, tasks = scored_suite(gate_config)
-    served = served_endpoints(gate_config).get("base")
-    endpoints = {"base": served, "checkpoint": served} if served else {}
-    with ModelPair(
-        model, model, settings, endpoints=endpoints, allow_code_execution=gate_config.allow_code_execution,
-        cache_dir=cache_root(gate_config.cache_dir),
-    ) as models:
+    inputs = run_inputs(gate_config)
+    served = inputs.endpoints.get("base")  # the base alone: both roles are the base
+    inputs = replace(inputs, endpoints={"base": served, "checkpoint": served} if served else {})
+    tasks = inputs.tasks
+    with inputs.model_pair(model, model) as models:
         CachedScorer(models, cache).score("base", tasks, {task.spec.id: task.doc_ids for task in tasks}, progress)
     return Baseline(
         base=model.describe(),
@@ -211,35 +202,21 @@ def run(
     started, clock = now(), time.monotonic()
     if out_dir is not None and distributed.is_main():
         check_writable_folder(out_dir, "--out")  # before anything loads, not after the scoring
-    gate_config = config if isinstance(config, GateConfig) else load_config(config)
-    gate_config = gate_config.with_overrides(
-        suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
-    )
+    gate_config = configured(config, suite=suite, batch_size=batch_size, device=device, data_dir=data_dir)
     checkpoint, base_model = resolve_pair(ckpt, base, gate_config, outside_links)
-    extend = gate_config.mode == "sequential" and gate_config.time_budget > 0
-    the_suite, tasks = scored_suite(gate_config, extend=extend)
-    settings = scoring_settings(gate_config)
-    budgets = task_budgets(gate_config, the_suite)
-    composite_budget = gate_config.composite_budget or the_suite.composite_budget
+    inputs = run_inputs(gate_config, extend=gate_config.mode == "sequential" and gate_config.time_budget > 0)
+    the_suite, tasks, settings = inputs.suite, inputs.tasks, inputs.settings
+    budgets, composite_budget = inputs.budgets, inputs.composite_budget
     seconds: dict[str, float] = {}
     t0 = time.monotonic()
-    endpoints = served_endpoints(gate_config)
     processes = distributed.world_size()
-    if processes > 1 and (settings.backend != "hf" or endpoints):
+    if processes > 1 and (settings.backend != "hf" or inputs.endpoints):
         raise ConfigError(
             f"a data-parallel launch ({processes} processes) needs backend: hf: launch a single process for "
             "vLLM (it spreads over GPUs with vllm.data_parallel_size) or for served models"
         )
     distributed.prepare(settings.device)
-    with ModelPair(
-        base_model,
-        checkpoint,
-        settings,
-        gate_config.allow_differences,
-        endpoints,
-        allow_code_execution=gate_config.allow_code_execution,
-        cache_dir=cache_root(gate_config.cache_dir),
-    ) as models:
+    with inputs.model_pair(base_model, checkpoint) as models:
         seconds["load"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
         cache = result_cache(gate_config, settings, cache_secret) if processes == 1 else None
@@ -307,25 +284,12 @@ def run_shard(
     distributed.single_process("gate run --shard")
     started, clock = now(), time.monotonic()
     check_writable_folder(out_dir, "--out")
-    gate_config = config if isinstance(config, GateConfig) else load_config(config)
-    gate_config = gate_config.with_overrides(
-        mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=str(data_dir) if data_dir else None
-    )
+    gate_config = configured(config, mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=data_dir)
     checkpoint, base_model = resolve_pair(ckpt, base, gate_config)
-    the_suite, tasks = scored_suite(gate_config)  # shards are fixed-n: never past the cap
+    inputs = run_inputs(gate_config)  # shards are fixed-n: never past the cap
+    the_suite, tasks, settings = inputs.suite, inputs.tasks, inputs.settings
     check_shardable(tasks, shard)
-    task_budgets(gate_config, the_suite)  # fail early
-    settings = scoring_settings(gate_config)
-    endpoints = served_endpoints(gate_config)
-    with ModelPair(
-        base_model,
-        checkpoint,
-        settings,
-        gate_config.allow_differences,
-        endpoints,
-        allow_code_execution=gate_config.allow_code_execution,
-        cache_dir=cache_root(gate_config.cache_dir),
-    ) as models:
+    with inputs.model_pair(base_model, checkpoint) as models:
         cache = result_cache(gate_config, settings, cache_secret)
         scorer: ItemScorer = CachedScorer(models, cache) if cache is not None else models
         paired = score_pairs(scorer, tasks, {task.spec.id: shard_doc_ids(task, shard) for task in tasks}, progress)
@@ -353,8 +317,7 @@ def merge(
 ) -> GateResult:
     """Combine the partial results of all shards into one result and verdict, as one unsharded fixed-n run gives."""
     partials = read_partials(partial_paths)
-    gate_config = parse_config(partials[0]["config"], source=str(partial_paths[0]))
-    gate_config = gate_config.with_overrides(data_dir=str(data_dir) if data_dir else None)
+    gate_config = configured(parse_config(partials[0]["config"], source=str(partial_paths[0])), data_dir=data_dir)
     the_suite, tasks = suite_and_tasks(gate_config)
     if suite_fingerprint(the_suite, tasks) != partials[0]["identity"]["suite_fingerprint"]:
         raise BadInputError(
@@ -408,7 +371,7 @@ def sweep(
     started, clock = now(), time.monotonic()
     points = discover(checkpoints)
     selected(points, require)  # fail before any scoring
-    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    gate_config = configured(config)
     if not gate_config.cache:
         log.warning("gate sweep without the result cache scores the base again for every checkpoint")
     results: dict[str, dict[str, object]] = {}

@@ -4,16 +4,17 @@ endpoints, the result cache and the model pair's references."""
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from gate.backends import Endpoint, VllmOptions, parse_endpoint
 from gate.cache import ResultCache
-from gate.config import GateConfig
+from gate.config import GateConfig, load_config
 from gate.errors import ConfigError
 from gate.models import OutsideLinks, ResolvedModel, resolve_model
 from gate.paths import cache_root
-from gate.runner import ScoringSettings
+from gate.runner import ModelPair, ScoringSettings
 from gate.sandbox import check_code_execution
 from gate.sequential import SequentialPolicy
 from gate.suites import (
@@ -138,4 +139,49 @@ def fixed_policy(config: GateConfig, composite_budget: float) -> Policy:
         alpha_pass=config.alpha.pass_,
         composite_budget=composite_budget,
         method=config.method,
+    )
+
+
+def configured(config: GateConfig | Path | None, *, data_dir: Path | None = None, **overrides: Any) -> GateConfig:
+    """gate.yaml (a path, a GateConfig, or None for the defaults) with a call's overrides; None overrides nothing."""
+    gate_config = config if isinstance(config, GateConfig) else load_config(config)
+    return gate_config.with_overrides(data_dir=str(data_dir) if data_dir else None, **overrides)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What scoring a suite needs, from one config: its tasks with their items, budgets, and how models are scored."""
+
+    config: GateConfig
+    suite: Suite
+    tasks: list[PreparedTask]
+    budgets: dict[str, float]
+    composite_budget: float
+    settings: ScoringSettings
+    endpoints: dict[str, Endpoint]
+
+    def model_pair(self, base: ResolvedModel, checkpoint: ResolvedModel) -> ModelPair:
+        """The two models, loaded with the same settings, as the config allows them to differ."""
+        return ModelPair(
+            base,
+            checkpoint,
+            self.settings,
+            self.config.allow_differences,
+            self.endpoints,
+            allow_code_execution=self.config.allow_code_execution,
+            cache_dir=cache_root(self.config.cache_dir),
+        )
+
+
+def run_inputs(config: GateConfig, *, extend: bool = False) -> RunInputs:
+    """The suite's tasks and everything else a run, a shard or a baseline scores with; fails before any model loads."""
+    suite, tasks = scored_suite(config, extend=extend)
+    return RunInputs(
+        config=config,
+        suite=suite,
+        tasks=tasks,
+        budgets=task_budgets(config, suite),
+        composite_budget=config.composite_budget or suite.composite_budget,
+        settings=scoring_settings(config),
+        endpoints=served_endpoints(config),
     )
