@@ -1,4 +1,4 @@
-"""The gate's exit codes and error hierarchy: raised deep, turned into exit codes only in the CLI."""
+"""The gate's exit codes and error hierarchy: raised deep, turned into a line and an exit code by gate.exits."""
 
 from __future__ import annotations
 
