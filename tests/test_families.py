@@ -8,6 +8,7 @@ against the base PASSes with zero delta unchanged and FAILs perturbed.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,18 @@ from gate.scorer import GateHFLM
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
 NAMES = sorted(FAMILIES)
-# Full gate runs (four each) cost ~45 s of CPU per family: within CI's budget, the architectures whose LoRA targets
-# and attention differ most from Llama's (the gate's own SmolLM2 tests cover Llama): soft-capped sliding-window
-# attention (eager), fused qkv and gate_up projections, multi-head latent attention with a mixture of experts.
-GATE_RUN_FAMILIES = ["deepseek-v3", "gemma2", "phi3"]
+# CI runs every family's scorer, generation and chat-prompt rows, and the costlier checks on one row each; the rest
+# (more gate runs, and the GGUF load, which re-reads a 151k-token vocabulary three times) with GATE_FULL_MATRIX=1.
+FULL_MATRIX = os.environ.get("GATE_FULL_MATRIX") == "1"
+full_matrix_only = pytest.mark.skipif(not FULL_MATRIX, reason="CI time: run with GATE_FULL_MATRIX=1")
+# Full gate runs (four each): in CI the architecture furthest from Llama's (multi-head latent attention with a mixture
+# of experts, whose fused expert weights LoRA targets); with the full matrix also soft-capped sliding-window attention
+# (eager) and fused qkv / gate_up projections. The gate's own SmolLM2 tests cover Llama.
+GATE_RUN_FAMILIES = [
+    "deepseek-v3",
+    pytest.param("gemma2", marks=full_matrix_only),
+    pytest.param("phi3", marks=full_matrix_only),
+]
 CONTEXTS = [
     "Question: what colour is the sky?\nAnswer:",
     "Which one? Answer: ",  # trailing space: lm-eval moves it into the continuation
@@ -38,6 +47,16 @@ CONTEXTS = [
 ]
 CONTINUATIONS = [" blue", "blue", " 東京です", " 🦜🦜 squawk", "\n\nNo.", " Straße"]
 LONG = " ".join(f"item{i} ☃" for i in range(40))  # longer than the window and than max_length below
+
+
+@pytest.fixture(autouse=True)
+def few_drift_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Four probe texts instead of the shipped set: drift (reported, never the verdict) is not what this file tests,
+    and on tiny models it is most of a gate run's time."""
+    from gate import drift
+
+    texts = drift.probe_texts()[:4]
+    monkeypatch.setattr(drift, "probe_texts", lambda: texts)
 
 
 @pytest.fixture(scope="session")
@@ -190,16 +209,18 @@ def _adapter(base: Path, folder: Path, perturbed: bool) -> tuple[Path, Path]:
 def test_gate_run_of_adapter_and_merged_folder(name: str, family_models: Any, tmp_path: Path) -> None:
     base, model, tokenizer = family_models(name)
     suite = _family_suite(tmp_path, GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=8))
-    unchanged = _adapter(base, tmp_path / "unchanged", perturbed=False)
-    perturbed = _adapter(base, tmp_path / "perturbed", perturbed=True)
+    # CI time: the merged folders (a second model load per run) only in the full matrix.
+    forms = slice(None) if FULL_MATRIX else slice(1)
+    unchanged = _adapter(base, tmp_path / "unchanged", perturbed=False)[forms]
+    perturbed = _adapter(base, tmp_path / "perturbed", perturbed=True)[forms]
     for ckpt in unchanged:
         result = gate_run(ckpt, base, suite, None)
         assert result["verdict"] == "PASS", (ckpt.name, result["verdict"])
         assert all(task["delta"] == 0 and task["discordance"] == 0 for task in result["tasks"])
     failed = [gate_run(ckpt, base, suite, None) for ckpt in perturbed]
-    assert [result["verdict"] for result in failed] == ["FAIL", "FAIL"]
+    assert all(result["verdict"] == "FAIL" for result in failed)
     # The merged folder answers item by item as the adapter on the base does.
-    assert failed[0]["tasks"][0]["items"] == failed[1]["tasks"][0]["items"]
+    assert all(result["tasks"][0]["items"] == failed[0]["tasks"][0]["items"] for result in failed)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -262,6 +283,7 @@ def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives
     assert "the chat template refuses a system message" in caplog.text
 
 
+@full_matrix_only
 def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(family_models: Any, tmp_path: Path) -> None:
     from families import write_qwen2_gguf
 
