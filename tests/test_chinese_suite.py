@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import lm_eval.tasks
-import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -61,11 +60,12 @@ def test_the_budget_is_certifiable_at_its_cap() -> None:
     assert row.certified and row.needed <= row.cap, row
 
 
-@pytest.mark.slow
-def test_cmmlu_runs_offline_on_the_embedded_model(tmp_path: Path) -> None:
+def test_a_cmmlu_run_scores_the_pooled_task(tmp_path: Path, tiny_model: Path) -> None:
+    """`gate run --suite general-zh` end to end on the mirrored items (a tiny random model; the embedded model's
+    scores are in test_new_suites_embedded_model.py)."""
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", "--ckpt", "smollm2-135m-instruct", "--suite", "general-zh",
-                                       "--data-dir", str(FIXTURE), "--out", str(out)])
+    result = CliRunner().invoke(main, ["run", "--ckpt", str(tiny_model), "--base", str(tiny_model), "--suite",
+                                       "general-zh", "--data-dir", str(FIXTURE), "--out", str(out)])
     assert result.exit_code == ExitCode.OK, result.output
     (task,) = json.loads((out / "result.json").read_text())["tasks"]
     assert task["id"] == "cmmlu" and task["n"] == 9 and task["delta"] == 0 and not task["chat_template"]

@@ -127,13 +127,14 @@ def test_a_code_suite_is_refused_without_the_opt_in(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.slow
-def test_humaneval_runs_on_the_embedded_model_with_the_opt_in(tmp_path: Path) -> None:
+def test_the_opt_in_reaches_the_sandbox_through_a_run(tmp_path: Path, tiny_model: Path) -> None:
+    """`allow_code_execution` in gate.yaml runs the code suite end to end (a tiny random model writes the programs;
+    the embedded model's run is in test_new_suites_embedded_model.py)."""
     config = tmp_path / "gate.yaml"
     config.write_text(json.dumps({"items": {"humaneval": 2}, "allow_code_execution": True}))
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", "--ckpt", "smollm2-135m-instruct", "--suite", "code", "--config",
-                                       str(config), "--data-dir", str(FIXTURE), "--out", str(out)])
+    result = CliRunner().invoke(main, ["run", "--ckpt", str(tiny_model), "--base", str(tiny_model), "--suite", "code",
+                                       "--config", str(config), "--data-dir", str(FIXTURE), "--out", str(out)])
     assert result.exit_code == ExitCode.OK, result.output
     (task,) = json.loads((out / "result.json").read_text())["tasks"]
     assert task["id"] == "humaneval" and task["n"] == 2 and task["delta"] == 0

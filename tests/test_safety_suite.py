@@ -92,14 +92,15 @@ def test_an_under_refusal_fail_is_labelled_safety_in_both_reports(
     assert "safety" not in render_markdown(result).split("|---|")[1].split("\n\n")[0]
 
 
-@pytest.mark.slow
-def test_safety_runs_offline_on_the_embedded_model(tmp_path: Path) -> None:
-    """`gate run --suite safety` on two mirrored prompts of each kind: generated on the chat template, classified."""
+def test_a_safety_run_pairs_both_tasks_on_the_chat_template(tmp_path: Path, tiny_model: Path) -> None:
+    """`gate run --suite safety` end to end on two mirrored prompts of each kind (a tiny random model; the embedded
+    model's replies are in test_new_suites_embedded_model.py)."""
     config = tmp_path / "gate.yaml"
     config.write_text(json.dumps({"items": {spec.id: 2 for spec in SAFETY.tasks}}))
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", "--ckpt", "smollm2-135m-instruct", "--suite", "safety", "--config",
-                                       str(config), "--data-dir", str(FIXTURE), "--out", str(out)])
+    result = CliRunner().invoke(main, ["run", "--ckpt", str(tiny_model), "--base", str(tiny_model), "--suite",
+                                       "safety", "--config", str(config), "--data-dir", str(FIXTURE), "--out",
+                                       str(out)])
     assert result.exit_code == ExitCode.OK, result.output
     record = json.loads((out / "result.json").read_text())
     assert [t["id"] for t in record["tasks"]] == ["xstest_over_refusal", "xstest_under_refusal"]
