@@ -62,8 +62,8 @@ def main() -> None:
         cache = work / "cache"
         env["GATE_CACHE_DIR"] = str(cache)
         # Both runs load the base from the dequantised-GGUF disk cache: only the result cache differs between them.
-        warm = ("from pathlib import Path; from gate.models import resolve_model; from gate.scorer import "
-                "dequantised_folder; m = resolve_model('smollm2-135m-instruct'); "
+        warm = ("from pathlib import Path; from gate.loading.references import resolve_model; "
+                "from gate.loading.gguf import dequantised_folder; m = resolve_model('smollm2-135m-instruct'); "
                 "dequantised_folder(Path(m.pretrained) / str(m.gguf_file))")
         subprocess.run([sys.executable, "-c", warm], env=env, check=True)
         rows = []

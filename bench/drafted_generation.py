@@ -31,8 +31,9 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from gate.drafting import DraftBook
-from gate.models import resolve_model
-from gate.scorer import GateHFLM, load_scorer_model
+from gate.loading.loaders import load_scorer_model
+from gate.loading.references import resolve_model
+from gate.scorer import GateHFLM
 from gate.suites import bare_task_manager, load_suite, prepare_tasks
 
 SEED = 11
@@ -151,7 +152,7 @@ def run_case(
 
 def load_args(args: dict[str, Any]) -> dict[str, Any]:
     """HFLM arguments for the dequantised copy of a GGUF model (what the gate's scorer loads)."""
-    from gate.scorer import dequantised_folder
+    from gate.loading.gguf import dequantised_folder
 
     args = dict(args)
     gguf_file = args.pop("gguf_file", None)

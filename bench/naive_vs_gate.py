@@ -104,7 +104,7 @@ def naive_child(model: str, suite: str, data_dir: str | None, max_items: int | N
     """In a fresh process: score every sampled item with stock lm-eval HFLM; print per-item scores as JSON."""
     import lm_eval
 
-    from gate.models import resolve_model
+    from gate.loading.references import resolve_model
     from gate.suites import bare_task_manager, load_suite, prepare_tasks
 
     resolved = resolve_model(model)
@@ -151,8 +151,8 @@ def floor_flops(logs: dict[str, Any]) -> dict[str, dict[str, float]]:
     import transformers
     from scorer_speed import flop_rates
 
-    from gate.models import resolve_model
-    from gate.scorer import dequantised_folder
+    from gate.loading.gguf import dequantised_folder
+    from gate.loading.references import resolve_model
 
     model = resolve_model("smollm2-135m-instruct")
     folder = dequantised_folder(Path(model.pretrained) / str(model.gguf_file))

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from gate.models import resolve_model
-from gate.runner import ModelPair, ScoringSettings
+from gate.loading.loaders import ScoringSettings
+from gate.loading.references import resolve_model
+from gate.runner import ModelPair
 from gate.suites import load_suite, prepare_tasks
 
 MODEL = "smollm2-135m-instruct"

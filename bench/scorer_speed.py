@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gate.models import resolve_model
+from gate.loading.references import resolve_model
 from gate.suites import bare_task_manager, load_suite, prepare_tasks
 
 MODEL = "smollm2-135m-instruct"
@@ -104,7 +104,7 @@ def load_times(model_args: dict[str, Any]) -> tuple[dict[str, float], Any, Any]:
     """Seconds to load HFLM from the GGUF file and the scorer cold and warm; returns both warm models too."""
     from lm_eval.models.huggingface import HFLM
 
-    from gate.scorer import load_scorer_model
+    from gate.loading.loaders import load_scorer_model
 
     seconds = {}
     started = time.perf_counter()

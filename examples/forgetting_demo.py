@@ -45,7 +45,7 @@ def _base() -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from gate.scorer import dequantised_folder
+    from gate.loading.gguf import dequantised_folder
 
     mc = _make_checkpoints()
     folder = dequantised_folder(mc.base_dir() / mc.GGUF_FILE)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal
 
 from gate import distributed
-from gate.backends import VllmOptions
 from gate.cache import CachedScorer
 from gate.config import GateConfig, parse_config
 from gate.decision import Outcome
@@ -23,7 +22,9 @@ from gate.errors import BadInputError, ConfigError
 from gate.evaluate import decide_fixed, evaluate_fixed, evaluate_sequential, score_pairs
 from gate.files import atomic_write_text, check_writable_folder
 from gate.items import ItemScorer
-from gate.models import OutsideLinks, resolve_model
+from gate.loading.backends import VllmOptions
+from gate.loading.loaders import ScoringSettings
+from gate.loading.references import OutsideLinks, resolve_model
 from gate.provenance import installed_versions
 from gate.record import build_result, model_info, now, write_outputs
 from gate.report import ReportFormat, render_html, render_markdown
@@ -44,7 +45,7 @@ from gate.runconfig import (
     suite_and_tasks,
     task_budgets,
 )
-from gate.runner import ModelPair, ScoringSettings
+from gate.runner import ModelPair
 from gate.sequential import TaskPlan, composite_reach
 from gate.sequential import plan as sequential_plan
 from gate.shards import Shard, check_shardable, merge_pairs, read_partials, shard_doc_ids, write_partial

@@ -21,8 +21,9 @@ import numpy as np
 
 from gate.cache import CachedScorer, ResultCache
 from gate.items import ItemOutput, ModelScores, ProgressHook
-from gate.models import ResolvedModel
-from gate.runner import ScoringSettings, _score, _tokenizer_identity
+from gate.loading.loaders import ScoringSettings
+from gate.loading.references import ResolvedModel
+from gate.runner import _score, _tokenizer_identity
 from gate.suites import PreparedTask
 
 

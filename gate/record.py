@@ -15,7 +15,8 @@ from gate.errors import ExitCode
 from gate.evaluate import Evaluation
 from gate.files import atomic_write_text, file_lock
 from gate.items import PairedTask
-from gate.models import ResolvedModel
+from gate.loading.loaders import ScoringSettings
+from gate.loading.references import ResolvedModel
 from gate.provenance import hardware, package_versions
 from gate.report import render_html, render_markdown
 from gate.result import (
@@ -27,7 +28,6 @@ from gate.result import (
     ModelInfo,
     TaskResult,
 )
-from gate.runner import ScoringSettings
 from gate.suites import (
     PreparedTask,
     Suite,

@@ -8,13 +8,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gate.backends import Endpoint, VllmOptions, parse_endpoint
 from gate.cache import ResultCache
 from gate.config import GateConfig, load_config
 from gate.errors import ConfigError
-from gate.models import OutsideLinks, ResolvedModel, resolve_model
+from gate.loading.backends import Endpoint, VllmOptions, parse_endpoint
+from gate.loading.loaders import ScoringSettings
+from gate.loading.references import OutsideLinks, ResolvedModel, resolve_model
 from gate.paths import cache_root
-from gate.runner import ModelPair, ScoringSettings
+from gate.runner import ModelPair
 from gate.sandbox import check_code_execution
 from gate.sequential import SequentialPolicy
 from gate.suites import (

@@ -9,17 +9,18 @@ import json
 import logging
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gate.backends import Endpoint, VllmOptions, load_served, load_vllm
 from gate.distributed import share_from_main, world_size
 from gate.errors import BadInputError, GateError, RunError
 from gate.items import ItemOutput, ModelScores, ProgressHook
-from gate.models import ResolvedModel
+from gate.loading.backends import Endpoint
+from gate.loading.loaders import ScoringSettings, load_model
+from gate.loading.references import ResolvedModel
 from gate.sandbox import code_execution_allowed
 from gate.suites import PreparedTask, bare_task_manager
 
@@ -32,19 +33,6 @@ log = logging.getLogger("gate")
 FINITE_PROBE = "The library opens at nine. Water boils at 100 degrees Celsius, and 3 + 4 = 7."
 _LOGLIKELIHOOD_TYPES = ("multiple_choice", "loglikelihood", "loglikelihood_rolling")
 _OOM_MESSAGES = ("out of memory", "can't allocate memory")
-
-
-@dataclass(frozen=True)
-class ScoringSettings:
-    """Everything that must be identical for the base and the checkpoint."""
-
-    device: str = "cpu"
-    dtype: str = "float32"
-    batch_size: int = 8
-    trust_remote_code: bool = False
-    backend: str = "hf"
-    vllm: VllmOptions = field(default_factory=VllmOptions)
-    chat_template: str | None = None  # given by the user for a model whose tokenizer has none
 
 
 
@@ -136,27 +124,6 @@ def _generation_of(sample: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) else None
 
 
-def _load(model: ResolvedModel, settings: ScoringSettings, cache_dir: Path | None) -> Any:
-    """lm-eval's HFLM with the gate's shared-prefix multiple-choice scorer (gate.scorer)."""
-    from gate.scorer import load_scorer_model
-
-    args = model.hflm_args(
-        device=settings.device,
-        dtype=settings.dtype,
-        batch_size=settings.batch_size,
-        trust_remote_code=settings.trust_remote_code,
-    )
-    try:
-        lm = load_scorer_model(args, cache_dir)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise RunError(f"{model.describe()} failed to load ({reason}): check that the files are complete") from None
-    if settings.chat_template and getattr(lm.tokenizer, "chat_template", None) is None:
-        log.info("%s has no chat template: using the one gate.yaml gives", model.describe())
-        lm.tokenizer.chat_template = settings.chat_template
-    return lm
-
-
 def _tokenizer_identity(lm: Any) -> tuple[str, str]:
     tokenizer = lm.tokenizer
     vocab = json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False)
@@ -184,7 +151,6 @@ class ModelPair:
         cache_dir: Path | None = None,
     ) -> None:
         self.base, self.checkpoint, self.settings = base, checkpoint, settings
-        self.cache_dir = cache_dir  # where dequantised GGUF models go (gate.paths.cache_root's default when None)
         self.allow_code_execution = allow_code_execution
         self.allow_differences = frozenset(allow_differences)
         self.endpoints = dict(endpoints or {})
@@ -201,22 +167,12 @@ class ModelPair:
             from gate.drafting import DraftBook
 
             self.drafts = DraftBook()
-        self._ckpt_lm = self._load("checkpoint", checkpoint)
+        self._ckpt_lm = load_model(checkpoint, settings, self.endpoints.get("checkpoint"), cache_dir)
         shared = self.adapter_on_base or same_weights
-        self._base_lm = self._ckpt_lm if shared else self._load("base", base)
+        self._base_lm = self._ckpt_lm if shared else load_model(base, settings, self.endpoints.get("base"), cache_dir)
         if self._base_lm is not self._ckpt_lm:
             self._check_tokenizers()
         self._check_finite()
-
-    def _load(self, role: str, model: ResolvedModel) -> Any:
-        if role in self.endpoints:
-            return load_served(model, self.endpoints[role], cache_dir=self.cache_dir)
-        if self.settings.backend == "vllm":
-            return load_vllm(
-                model, self.settings.vllm, dtype=self.settings.dtype, trust_remote_code=self.settings.trust_remote_code,
-                cache_dir=self.cache_dir,
-            )
-        return _load(model, self.settings, self.cache_dir)
 
     def backend(self, role: str) -> str:
         """How `role` is scored: `hf`, `vllm`, or `openai-compatible <model> at <url>`."""

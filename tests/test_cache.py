@@ -199,8 +199,8 @@ def test_sigterm_stops_the_cli_like_ctrl_c_leaving_no_result(
 
 def test_each_output_is_labelled_with_the_item_it_scored(tiny_model: Path, tiny_suite: Path) -> None:
     """lm-eval mislabels an unsorted `samples=` list (its issue #4084): outputs must carry their own item's id."""
-    from gate.models import resolve_model
-    from gate.runner import ScoringSettings
+    from gate.loading.loaders import ScoringSettings
+    from gate.loading.references import resolve_model
     from gate.suites import load_suite, prepare_tasks
 
     (task,) = prepare_tasks(load_suite(str(tiny_suite)), seed=1234, data_dir=tiny_suite.parent / "mirror")
@@ -226,7 +226,7 @@ def test_an_unwritable_cache_warns_once_and_the_run_goes_on(
 
 
 def test_a_model_whose_config_files_change_is_a_new_model(tmp_path: Path, tiny_model: Path) -> None:
-    from gate.models import resolve_model
+    from gate.loading.references import resolve_model
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model, copy)

@@ -13,8 +13,10 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from gate.drafting import DraftBook, drafting_blocker, is_greedy
-from gate.models import resolve_model
-from gate.scorer import GateHFLM, dequantised_folder, load_scorer_model
+from gate.loading.gguf import dequantised_folder
+from gate.loading.loaders import load_scorer_model
+from gate.loading.references import resolve_model
+from gate.scorer import GateHFLM
 
 NEAR_TIE = 1e-4
 PROMPTS = [

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from gate.drift import measure_drift, probe_texts, token_kl
-from gate.models import resolve_model
-from gate.runner import ModelPair, ScoringSettings
+from gate.loading.loaders import ScoringSettings
+from gate.loading.references import resolve_model
+from gate.runner import ModelPair
 
 
 def test_token_kl_matches_the_definition() -> None:

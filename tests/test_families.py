@@ -287,8 +287,8 @@ def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives
 def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(family_models: Any, tmp_path: Path) -> None:
     from families import write_qwen2_gguf
 
-    from gate.models import resolve_model
-    from gate.scorer import load_scorer_model
+    from gate.loading.loaders import load_scorer_model
+    from gate.loading.references import resolve_model
 
     folder, model, tokenizer = family_models("qwen2")
     gguf_file = write_qwen2_gguf(folder, tmp_path / "tiny-qwen2.F32.gguf")

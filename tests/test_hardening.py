@@ -16,8 +16,9 @@ from conftest import make_tiny_model
 from gate.cli import main
 from gate.errors import ExitCode, ModelRefError, RunError
 from gate.items import ModelScores
-from gate.models import resolve_model
-from gate.runner import FINITE_PROBE, ModelPair, ScoringSettings
+from gate.loading.loaders import ScoringSettings
+from gate.loading.references import resolve_model
+from gate.runner import FINITE_PROBE, ModelPair
 from gate.suites import PreparedTask, load_suite, prepare_tasks
 
 

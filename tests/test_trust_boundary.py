@@ -30,7 +30,7 @@ from gate.cli import main as cli
 from gate.config import GateConfig, load_config
 from gate.errors import MESSAGE_LIMIT, ConfigError, ExitCode, ModelRefError, SuiteError, one_line
 from gate.items import ItemOutput
-from gate.models import resolve_model
+from gate.loading.references import resolve_model
 from gate.report import render_html
 from gate.report.markdown import render_markdown
 from gate.suites import PreparedTask, TaskSpec, load_suite, prepare_tasks
@@ -520,13 +520,13 @@ def test_a_planted_dequantised_folder_is_verified_against_the_gguf_digest_and_ne
 ) -> None:
     import transformers
 
-    from gate.models import _sha256
+    from gate.loading.gguf import DEQUANTISED_FORMAT, DIGEST_FILE, _file_digests, _matches, dequantised_folder
+    from gate.loading.references import file_sha256
     from gate.paths import cache_root
-    from gate.scorer import DEQUANTISED_FORMAT, DIGEST_FILE, _file_digests, _matches, dequantised_folder
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"GGUF, but not a real one")
-    digest = _sha256(gguf)
+    digest = file_sha256(gguf)
     planted = cache_root() / "gguf" / f"{digest[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
     planted.mkdir(parents=True)
     (planted / "model.safetensors").write_bytes(b"forged weights")

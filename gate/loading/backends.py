@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from gate.errors import BadInputError, RunError
-from gate.models import ResolvedModel
+from gate.loading.references import ResolvedModel
 
 Backend = Literal["hf", "vllm", "openai-compatible"]
 BACKENDS: tuple[Backend, ...] = ("hf", "vllm", "openai-compatible")
@@ -104,7 +104,7 @@ def local_tokenizer(model: ResolvedModel, cache_dir: Path | None = None) -> str:
     if model.kind == "adapter" and model.peft and (Path(model.peft) / "tokenizer_config.json").is_file():
         return model.peft
     if model.gguf_file:
-        from gate.scorer import dequantised_folder
+        from gate.loading.gguf import dequantised_folder
 
         return str(dequantised_folder(Path(model.pretrained) / model.gguf_file, cache_dir=cache_dir))
     return model.pretrained
@@ -139,7 +139,7 @@ def vllm_args(
     base = model.base if model.kind == "adapter" and model.base is not None else model
     pretrained = base.pretrained
     if base.gguf_file:
-        from gate.scorer import dequantised_folder
+        from gate.loading.gguf import dequantised_folder
 
         pretrained = str(dequantised_folder(Path(base.pretrained) / base.gguf_file, trust_remote_code, cache_dir))
     args: dict[str, Any] = {

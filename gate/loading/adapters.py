@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gate.models import ResolvedModel
+    from gate.loading.references import ResolvedModel
 
 log = logging.getLogger("gate")
 _PREFIX = "base_model.model."

@@ -1,0 +1,103 @@
+"""GGUF models dequantised once into the cache folder, and verified against their digests before every load."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from gate.files import make_readable
+from gate.loading.references import file_sha256
+from gate.paths import cache_root
+
+log = logging.getLogger("gate")
+# Beside the dequantised weights: the GGUF's sha256 and every file's, checked before each load.
+DIGEST_FILE = "gate-digest.json"
+# Version of the dequantised-GGUF folder layout (part of its cache key): 2 stores tied embeddings under their own name.
+DEQUANTISED_FORMAT = "v2"
+
+
+def _return_freed_memory() -> None:
+    """Hand the heap the dequantisation freed back to the OS: glibc keeps it (about 400 MB for the embedded model),
+    and the model loaded next would sit on top of it. A no-op where the C library has no malloc_trim."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def _file_digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file in the folder but its digest file."""
+    return {path.name: file_sha256(path) for path in sorted(folder.iterdir()) if path.name != DIGEST_FILE}
+
+
+def _matches(folder: Path, gguf_digest: str) -> bool:
+    """Whether the folder's digest file names this GGUF and every file still has the digest it was written with."""
+    try:
+        manifest = json.loads((folder / DIGEST_FILE).read_text(encoding="utf-8"))
+        return (
+            isinstance(manifest, dict)
+            and manifest.get("gguf_sha256") == gguf_digest
+            and manifest.get("files") == _file_digests(folder)
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+
+
+def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False, cache_dir: Path | None = None) -> Path:
+    """A folder holding the GGUF model dequantised to float32 safetensors, written on first use.
+
+    Keyed by the file's sha256 and the transformers version (which does the dequantisation), under the gate cache.
+    Before it is loaded, the folder is verified against its digest file: the GGUF's full sha256 and each file's
+    digest; a folder that does not match (edited, truncated, planted in a cache) is logged and rebuilt.
+    """
+    import transformers
+
+    gguf_digest = file_sha256(gguf_path)
+    name = f"{gguf_digest[:32]}-transformers{transformers.__version__}-{DEQUANTISED_FORMAT}"
+    target = cache_root(cache_dir) / "gguf" / name
+    if target.is_dir():
+        if _matches(target, gguf_digest):
+            return target
+        log.warning("dequantised model folder %s does not match %s's digest: rebuilding it", target, gguf_path.name)
+        shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        make_readable(staging)
+        options = {"gguf_file": gguf_path.name, "trust_remote_code": trust_remote_code}
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, dtype=torch.float32, **options
+        )
+        # The weights are plain tensors now; a saved GGUF quantization_config would send the reload to the GGUF file
+        # (and save_pretrained refuses a GGUF-quantized model), so write the parts directly.
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.config.save_pretrained(staging)
+        model.generation_config.save_pretrained(staging)
+        # Tied embeddings are stored once, under the embedding's own name: what save_pretrained writes, and what
+        # other loaders (vLLM) look for.
+        tied = model.config.get_text_config().tie_word_embeddings
+        state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+        if tied:
+            state.pop("lm_head.weight", None)
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        del model, state
+        gc.collect()
+        _return_freed_memory()
+        transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **options).save_pretrained(staging)
+        manifest = {"gguf_sha256": gguf_digest, "files": _file_digests(staging)}
+        (staging / DIGEST_FILE).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():  # another process may have finished the same folder first
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
