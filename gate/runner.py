@@ -1,4 +1,5 @@
-"""Drives lm-eval on the base and the checkpoint with identical settings; returns per-item paired results."""
+"""Drives lm-eval on the base and the checkpoint with identical settings: the model pair, lm-eval's per-sample log
+read into per-item outputs, and the out-of-memory retry."""
 
 from __future__ import annotations
 

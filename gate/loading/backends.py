@@ -1,4 +1,4 @@
-"""Which lm-eval model class scores a model: `hf` (in process, the gate's scorer), `vllm`, or a served endpoint.
+"""lm-eval's model classes for the other backends: `vllm` in process, and a served OpenAI-compatible endpoint.
 
 Each backend is lm-eval's own class with its own arguments; the gate adds nothing to how they score. A role (base or
 checkpoint) with an endpoint is scored by `local-completions` against that OpenAI-compatible server (log-likelihoods
