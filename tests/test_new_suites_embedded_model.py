@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.models import resolve_model
+from gate.loading.references import resolve_model
 from gate.refusal import is_refusal
 from gate.runner import ModelPair, ScoringSettings
 from gate.sandbox import code_execution_allowed, run_program
