@@ -37,8 +37,11 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     assert result["verdict"] == "FAIL" and report.startswith("❌ **gate: FAIL**")
     assert result["base"]["reference"] == "smollm2-135m-instruct"  # read from adapter_config.json
     assert any(t["outcome"] == "FAIL" for t in result["tasks"]) or result["composite"]["outcome"] == "FAIL"
-    smoke = [t for t in result["tasks"] if t["stop_reason"].startswith("smoke:")]
-    assert smoke and all(t["outcome"] == "FAIL" and t["n_items"] <= 200 for t in smoke), "it fails in the smoke stage"
+    # It FAILs within the smoke stage's 200 items. core v2's facts ask real GeoNames tables, on which the adapter's
+    # answers vary (its support string on 9 of 50), so no format collapse is demonstrated; the task's own sequence
+    # demonstrates Delta < -12 (measured: -44 at 50 items) before the smoke checks' smaller level shows a drop > 10.
+    failed = [t for t in result["tasks"] if t["outcome"] == "FAIL"]
+    assert failed and all(t["n_items"] <= 200 for t in failed), "it fails within the smoke stage"
     stopped = [t for t in result["tasks"] if t["stop_reason"].startswith("not decided: the gate stopped")]
     assert stopped and all(t["n_items"] <= 50 for t in stopped), "the gate stops at the FAIL, within its round"
     # Its first task's FAIL evidence builds at the first look, so that task is scored again at once and FAILs
