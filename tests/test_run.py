@@ -52,7 +52,7 @@ def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path, tiny_model:
 def test_two_runs_are_byte_identical_apart_from_timing(
     tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
 ) -> None:
-    texts = []
+    texts, reports = [], []
     for name in ("a", "b"):
         run(
             str(other_tiny_model),
@@ -63,11 +63,19 @@ def test_two_runs_are_byte_identical_apart_from_timing(
         )
         data = json.loads((tmp_path / name / "result.json").read_text())
         assert data["timing"]["seconds"]["total"] >= 0
+        # The run id pairs report.md with its result.json (issue 18): the one line that differs between runs.
+        run_row = f"| run | `{data['timing']['run_id']}` |\n"
+        report = (tmp_path / name / "report.md").read_text()
+        assert report.count(run_row) == 1
+        # The second run reuses the first's results from the (unkeyed) cache, and its report says so.
+        note = " · ⚠️ *base and checkpoint results from an unauthenticated cache*"
+        assert report.splitlines()[0].endswith(note) == (name == "b")
+        reports.append(report.replace(run_row, "").replace(note, ""))
         data.pop("timing")
         texts.append(json.dumps(data, sort_keys=True))
         assert data["base"]["fingerprint"] != data["checkpoint"]["fingerprint"]
     assert texts[0] == texts[1]
-    assert (tmp_path / "a" / "report.md").read_text() == (tmp_path / "b" / "report.md").read_text()
+    assert reports[0] == reports[1]
 
 
 def test_items_follow_the_seed_not_the_file_order(tmp_path: Path, tiny_model: Path, tiny_suite: Path) -> None:
