@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from gate.loading.loaders import ScoringSettings
 from gate.loading.references import resolve_model
 from gate.refusal import is_refusal
-from gate.runner import ModelPair, ScoringSettings
+from gate.runner import ModelPair
 from gate.sandbox import code_execution_allowed, run_program
 from gate.suites import PreparedTask, load_suite, prepare_tasks
 
