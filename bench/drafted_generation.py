@@ -8,7 +8,7 @@ generation requests (core's generation tasks, GSM8K and IFEval from a mirror), i
 It reports items/s and generated tokens/s of 1 and 3, the speed-up, the tokens accepted per item, and every answer
 that differs from HFLM's with the checkpoint's top-2 logit gap at the first differing token (a near-tie below 1e-4).
 
-Usage: python bench/drafted_generation.py --checkpoints DIR [--data-dir /work/shared/data] [--core-items 10]
+Usage: python bench/drafted_generation.py --checkpoints DIR [--data-dir MIRROR] [--core-items 10]
        [--gsm8k 8] [--ifeval 4] [--cases noop,gentle,forgetful] [--dtype float32] [--json OUT]
 DIR holds one folder per case (make_checkpoints.py KIND --out DIR/KIND). Run on one thread:
 OMP_NUM_THREADS=1 nice -n 10 python bench/drafted_generation.py ...
