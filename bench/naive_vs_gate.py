@@ -19,7 +19,7 @@ scored by one model with a forward pass: the naive pair scores each item twice; 
 from its cache. The floor runs each distinct context of an item once and each continuation or generated token
 once, with logits only where a token is scored (bench/scorer_speed.py's floor, per item, from the naive logs).
 
-    python bench/naive_vs_gate.py [--suite core] [--data-dir ../shared/data] [--max-items N]
+    python bench/naive_vs_gate.py [--suite core] [--data-dir MIRROR] [--max-items N]
 """
 
 from __future__ import annotations

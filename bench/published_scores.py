@@ -5,7 +5,7 @@ specs, its seeded sampling, the offline mirror, the runner) and prints a markdow
 interval, the published number, and whether the gap is within 3 points and within the interval. Zero-shot,
 plain prompts, as both published sources ran them. Takes about 5 minutes for 300 items per task on 2 CPU cores.
 
-    python bench/published_scores.py [--items 300] [--seed 1234] [--data-dir ../shared/data] [--batch-size 8]
+    python bench/published_scores.py [--items 300] [--seed 1234] [--data-dir MIRROR] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -106,8 +106,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=300, help="items per task (seeded sample)")
     parser.add_argument("--seed", type=int, default=1234)
-    default_data = os.environ.get("GATE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
-    parser.add_argument("--data-dir", type=Path, default=Path(default_data), help="offline mirror")
+    default_data = os.environ.get("GATE_DATA_DIR")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(default_data) if default_data else None, required=not default_data,
+        help="offline mirror of the general suite (gate mirror export; default GATE_DATA_DIR)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
     started = time.monotonic()

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from gate.refusal import Agreement, agreement
 
-DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "xstest_labelled_completions.jsonl"
 def table(rows: list[dict[str, str]]) -> dict[str, Agreement]:
     """Agreement per model, and over all replies under 'all'."""
     models = sorted({row["model"] for row in rows})
@@ -25,7 +24,9 @@ def table(rows: list[dict[str, str]]) -> dict[str, Agreement]:
 
 
 def main() -> None:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT
+    if len(sys.argv) != 2:
+        sys.exit("usage: python bench/refusal_agreement.py PATH/xstest_labelled_completions.jsonl")
+    path = Path(sys.argv[1])
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     print("| model | replies | human refusals | agreement | precision (refusal) | recall (refusal) |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -14,7 +14,7 @@ the embeddings) per token entering the model, padding included, plus 2 * (lm_hea
 logits are computed. The floor runs each distinct context once and each continuation token once, with logits
 only where a token is scored (the last context position serves every choice's first token).
 
-    python bench/scorer_speed.py [--items 200] [--seed 0] [--batch-size 8] [--threads 1] [--data-dir ../shared/data]
+    python bench/scorer_speed.py [--items 200] [--seed 0] [--batch-size 8] [--threads 1] [--data-dir MIRROR]
 """
 
 from __future__ import annotations
@@ -125,8 +125,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    default_data = os.environ.get("GATE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
-    parser.add_argument("--data-dir", type=Path, default=Path(default_data), help="offline mirror")
+    default_data = os.environ.get("GATE_DATA_DIR")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(default_data) if default_data else None, required=not default_data,
+        help="offline mirror of the general suite (gate mirror export; default GATE_DATA_DIR)",
+    )
     args = parser.parse_args()
     import torch
 
