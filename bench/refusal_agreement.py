@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gate.refusal import Agreement, agreement
 
+
 def table(rows: list[dict[str, str]]) -> dict[str, Agreement]:
     """Agreement per model, and over all replies under 'all'."""
     models = sorted({row["model"] for row in rows})
