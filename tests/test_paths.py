@@ -18,7 +18,6 @@ def test_the_configured_cache_folder_holds_the_generated_items_and_nothing_goes_
     config = load_config(None).with_overrides(cache_dir=str(chosen), max_items=5)
     rows = plan(config, suite="core")
     assert rows and any((chosen / "items").iterdir())  # the core suite's generated items
-    assert (chosen / "nltk_data").is_dir()  # the Punkt parameters IFEval-style tasks need
     assert not (tmp_path / "from-env").exists()
 
 
