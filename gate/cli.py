@@ -57,11 +57,10 @@ JUNIT_OPTION = click.option(
 CACHE_DIR_OPTION = click.option(
     "--cache-dir",
     type=click.Path(path_type=Path, file_okay=False),
-    envvar="GATE_CACHE_DIR",
-    show_envvar=True,
     default=None,
+    # Not click's envvar: the option is recorded in the result's config, GATE_CACHE_DIR (read by gate.paths) is not.
     help="The folder the gate caches in: per-item results, generated items, dequantised models "
-    "(default: ~/.cache/sft-gate).",
+    "(default: GATE_CACHE_DIR, else ~/.cache/sft-gate).",
 )
 VERBOSE_OPTION = click.option("-v", "--verbose", is_flag=True, help="Show library logs and tracebacks.")
 JSON_FORMAT_OPTION = click.option(

@@ -29,6 +29,10 @@ def _test_data() -> Path:
 
 TEST_DATA = _test_data()
 FULL_DATA = TEST_DATA != FIXTURE_DATA
+# The longest real-model tests (training runs, sweeps over real checkpoints): off in `make test` for CI time, on with
+# GATE_LONG_TESTS=1.
+LONG_TESTS = os.environ.get("GATE_LONG_TESTS") == "1"
+long_test = pytest.mark.skipif(not LONG_TESTS, reason="CI time: run with GATE_LONG_TESTS=1")
 needs_full_data = pytest.mark.skipif(
     not FULL_DATA, reason="needs a full mirror of the general suite (GATE_TEST_DATA or ../shared/data)"
 )

@@ -35,7 +35,7 @@ def test_help_shows_whole_summaries_and_the_environment() -> None:
     assert len(commands) == len(main.commands) and not any(line.endswith("...") for line in commands)
     assert "GATE_CACHE_DIR" in top and "_GATE_COMPLETE=bash_source gate" in top
     run_help = " ".join(CliRunner().invoke(main, ["run", "--help"]).stdout.split())
-    for shown in ("[env var: GATE_CACHE_DIR]", "[env var: GATE_DATA_DIR]", "[env var: GITHUB_ACTIONS]",
+    for shown in ("default: GATE_CACHE_DIR", "[env var: GATE_DATA_DIR]", "[env var: GITHUB_ACTIONS]",
                   "--ckpt, --checkpoint", "-q, --quiet"):
         assert shown in run_help
 

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from gate.api import run
 from gate.cli import main
+from gate.config import GateConfig
 from gate.errors import ExitCode
 from gate.report.decisions import decisions
 from gate.result import ActiveWaiver
@@ -57,6 +58,7 @@ def test_two_runs_are_byte_identical_apart_from_timing(
         run(
             str(other_tiny_model),
             base=str(tiny_model),
+            config=GateConfig(cache_dir=str(tmp_path / "cache")),  # empty at first, whatever ran before
             suite=str(tiny_suite),
             out_dir=tmp_path / name,
             data_dir=tiny_suite.parent / "mirror",

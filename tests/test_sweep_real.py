@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import chromium_render, real_checkpoint
+from helpers import chromium_render, long_test, real_checkpoint
 
 from gate.cli import main
 from gate.errors import ExitCode
 from gate.report.chart import OUTCOME_COLOURS
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, long_test]
 REPO = Path(__file__).resolve().parents[1]
 KEPT_TASKS = ("core_facts_mc", "core_facts_gen")  # core's cheapest pair: knowledge as multiple choice and generated
 
@@ -53,7 +53,11 @@ def _pixels(png: Path, colour: str) -> int:
 def test_sweep_finds_the_first_fail_step_and_recommends_the_latest_pass(tmp_path: Path, real_run: Path) -> None:
     suite = _knowledge_suite(tmp_path / "suite")
     out = tmp_path / "sweep"
-    cli = CliRunner().invoke(main, ["sweep", f"{real_run}/checkpoint-*", "--suite", str(suite), "--out", str(out)])
+    config = tmp_path / "gate.yaml"
+    config.write_text("allow_suite_hooks: true\n")  # a copy of core keeps its hooks: not the gate's own
+    args = ["sweep", f"{real_run}/checkpoint-*", "--suite", str(suite), "--config", str(config), "--out", str(out)]
+    cli = CliRunner().invoke(main, args)
+    assert (out / "sweep.json").is_file(), cli.output
     record = json.loads((out / "sweep.json").read_text())
     verdicts = {entry["step"]: entry["verdict"] for entry in record["checkpoints"]}
     assert verdicts[12] == "FAIL" and verdicts[0] != "FAIL" and verdicts[8] != "FAIL", verdicts
@@ -86,8 +90,8 @@ def test_sweep_finds_the_first_fail_step_and_recommends_the_latest_pass(tmp_path
         )
         assert drawn > 120, f"the chart draws the FAIL at step 12 ({drawn} FAIL-red pixels)"
 
-    again = CliRunner().invoke(main, ["sweep", str(real_run), "--suite", str(suite), "--out", str(out),
-                                      "--require", "any", "--stop-at-fail"])
+    again = CliRunner().invoke(main, ["sweep", str(real_run), "--suite", str(suite), "--config", str(config),
+                                      "--out", str(out), "--require", "any", "--stop-at-fail"])
     resumed = json.loads((out / "sweep.json").read_text())
     assert again.exit_code == (ExitCode.OK if latest else ExitCode.REGRESSION)
     assert [e["verdict"] for e in resumed["checkpoints"]] == [e["verdict"] for e in record["checkpoints"]]
