@@ -241,14 +241,7 @@ class DraftedGenerator:
             tokens = [token for token, keep in zip(ids, row_mask, strict=True) if keep]
             draft = self.book.draft(context, lm.tokenizer)[:max_gen_toks] if self.role == "checkpoint" else []
             rows.append(_Row(tokens, draft))
-        with (
-            torch.inference_mode(),
-            torch.autocast(
-                device_type=lm.device.type,
-                dtype=lm.mixed_precision_dtype,
-                enabled=lm.mixed_precision_dtype is not None,
-            ),
-        ):
+        with lm.forward_mode():
             self._decode(rows, until, max_gen_toks)
         self.stats.requests += len(rows)
         for context, row in zip(contexts, rows, strict=True):

@@ -153,6 +153,19 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
         self.draft_role = "base"
 
     @contextlib.contextmanager
+    def forward_mode(self) -> Iterator[None]:
+        """How the gate's own forward passes run: no autograd, in the model's mixed precision when it has one."""
+        with (
+            torch.inference_mode(),
+            torch.autocast(
+                device_type=self.device.type,
+                dtype=self.mixed_precision_dtype,
+                enabled=self.mixed_precision_dtype is not None,
+            ),
+        ):
+            yield
+
+    @contextlib.contextmanager
     def _counting(self, requests: Sequence[Any]) -> Iterator[bool]:
         """Count the requests' items for plain progress lines; yields whether lm-eval's own bars stay off."""
         if live_bars() or self.say is None or self.rank != 0 or not requests:
@@ -292,14 +305,7 @@ class GateHFLM(HFLM):  # type: ignore[misc]  # lm-eval ships no type information
         # An additive mask: eager attention adds it to its scores, and SDPA's CPU kernel runs faster on it than on a
         # boolean one.
         mask = torch.zeros(visible.shape, device=self.device).masked_fill(~visible, torch.finfo(torch.float32).min)
-        with (
-            torch.inference_mode(),
-            torch.autocast(
-                device_type=self.device.type,
-                dtype=self.mixed_precision_dtype,
-                enabled=self.mixed_precision_dtype is not None,
-            ),
-        ):
+        with self.forward_mode():
             logits = self.model(
                 input_ids=packed.input_ids.to(self.device),
                 attention_mask=mask[:, None],
