@@ -52,7 +52,7 @@ test-lowest:
 	  deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
 	  pins = [(re.match(r"[\w.-]+", d)[0], re.search(r">=\s*([\w.]+)", d)) for d in deps]; \
 	  print("\n".join(f"{name}=={low[1]}" for name, low in pins if low and name != "torch"))' > $(LOWEST_VENV)/lowest.txt
-	$(LOWEST_VENV)/bin/python -m pip install -q . --group dev -c $(LOWEST_VENV)/lowest.txt
+	$(LOWEST_VENV)/bin/python -m pip install -q . --group test -c $(LOWEST_VENV)/lowest.txt
 	$(LOWEST_VENV)/bin/pytest -m "not slow"
 # --- end test-lowest
 
