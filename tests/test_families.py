@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,18 +26,12 @@ from gate.scorer import GateHFLM
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
 NAMES = sorted(FAMILIES)
-# CI runs every family's scorer, generation and chat-prompt rows, and the costlier checks on one row each; the rest
-# (more gate runs, and the GGUF load, which re-reads a 151k-token vocabulary three times) with GATE_FULL_MATRIX=1.
+# CI runs every check on every family; GATE_FULL_MATRIX=1 adds the gate runs that add the least (see below).
 FULL_MATRIX = os.environ.get("GATE_FULL_MATRIX") == "1"
 full_matrix_only = pytest.mark.skipif(not FULL_MATRIX, reason="CI time: run with GATE_FULL_MATRIX=1")
-# Full gate runs (four each): in CI the architecture furthest from Llama's (multi-head latent attention with a mixture
-# of experts, whose fused expert weights LoRA targets); with the full matrix also soft-capped sliding-window attention
-# (eager) and fused qkv / gate_up projections. The gate's own SmolLM2 tests cover Llama.
-GATE_RUN_FAMILIES = [
-    "deepseek-v3",
-    pytest.param("gemma2", marks=full_matrix_only),
-    pytest.param("phi3", marks=full_matrix_only),
-]
+# Every row gates an unchanged adapter, a perturbed adapter and the perturbed adapter's merged folder; these rows
+# (and every row with the full matrix) also the unchanged adapter's merged folder.
+BOTH_MERGED_KINDS = set(NAMES) if FULL_MATRIX else {"gemma2", "phi3"}
 CONTEXTS = [
     "Question: what colour is the sky?\nAnswer:",
     "Which one? Answer: ",  # trailing space: lm-eval moves it into the continuation
@@ -191,7 +186,7 @@ def _family_suite(folder: Path, scorer: GateHFLM, items: int = ITEMS, chat: bool
 def _adapter(base: Path, folder: Path, perturbed: bool) -> tuple[Path, Path]:
     """A LoRA adapter on every linear layer of `base` (zero update unless perturbed), and its merged folder."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(1)
     config = LoraConfig(r=4, lora_alpha=64, target_modules="all-linear", init_lora_weights=not perturbed)
@@ -201,26 +196,26 @@ def _adapter(base: Path, folder: Path, perturbed: bool) -> tuple[Path, Path]:
     model.save_pretrained(folder / "adapter")
     merged = model.merge_and_unload()
     merged.save_pretrained(folder / "merged", safe_serialization=True)
-    AutoTokenizer.from_pretrained(base).save_pretrained(folder / "merged")
+    for path in base.iterdir():  # the base's tokenizer files, as a merge script copies them
+        if not (folder / "merged" / path.name).exists():
+            shutil.copy(path, folder / "merged")
     return folder / "adapter", folder / "merged"
 
 
-@pytest.mark.parametrize("name", GATE_RUN_FAMILIES)
+@pytest.mark.parametrize("name", NAMES)
 def test_gate_run_of_adapter_and_merged_folder(name: str, family_models: Any, tmp_path: Path) -> None:
     base, model, tokenizer = family_models(name)
     suite = _family_suite(tmp_path, GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=8))
-    # CI time: the merged folders (a second model load per run) only in the full matrix.
-    forms = slice(None) if FULL_MATRIX else slice(1)
-    unchanged = _adapter(base, tmp_path / "unchanged", perturbed=False)[forms]
-    perturbed = _adapter(base, tmp_path / "perturbed", perturbed=True)[forms]
-    for ckpt in unchanged:
+    unchanged_adapter, unchanged_merged = _adapter(base, tmp_path / "unchanged", perturbed=False)
+    perturbed = _adapter(base, tmp_path / "perturbed", perturbed=True)
+    for ckpt in (unchanged_adapter, unchanged_merged) if name in BOTH_MERGED_KINDS else (unchanged_adapter,):
         result = gate_run(ckpt, base, suite, None)
         assert result["verdict"] == "PASS", (ckpt.name, result["verdict"])
         assert all(task["delta"] == 0 and task["discordance"] == 0 for task in result["tasks"])
     failed = [gate_run(ckpt, base, suite, None) for ckpt in perturbed]
-    assert all(result["verdict"] == "FAIL" for result in failed)
+    assert [result["verdict"] for result in failed] == ["FAIL", "FAIL"]
     # The merged folder answers item by item as the adapter on the base does.
-    assert all(result["tasks"][0]["items"] == failed[0]["tasks"][0]["items"] for result in failed)
+    assert failed[0]["tasks"][0]["items"] == failed[1]["tasks"][0]["items"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -283,8 +278,10 @@ def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives
     assert "the chat template refuses a system message" in caplog.text
 
 
-@full_matrix_only
-def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(family_models: Any, tmp_path: Path) -> None:
+def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(
+    family_models: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gguf
     from families import write_qwen2_gguf
 
     from gate.loading.loaders import load_scorer_model
@@ -294,7 +291,11 @@ def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(family_mod
     gguf_file = write_qwen2_gguf(folder, tmp_path / "tiny-qwen2.F32.gguf")
     resolved = resolve_model(str(gguf_file))
     assert resolved.kind == "gguf"
+    parses: list[object] = []  # transformers reads the metadata for the config, the weights and the tokenizer
+    parse = gguf.GGUFReader._build_fields
+    monkeypatch.setattr(gguf.GGUFReader, "_build_fields", lambda *args: (parses.append(args), parse(*args))[1])
     loaded = load_scorer_model(resolved.hflm_args(device="cpu", dtype="float32", batch_size=4, trust_remote_code=False))
+    assert len(parses) == 1, "the 151k-token vocabulary is parsed once"
     assert loaded.model.config.model_type == "qwen2"
     text = "Ça coûte 5 € — 日本の首都は 🦜"
     assert loaded.tokenizer(text).input_ids == tokenizer(text).input_ids
