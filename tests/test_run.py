@@ -80,6 +80,34 @@ def test_two_runs_are_byte_identical_apart_from_timing(
     assert reports[0] == reports[1]
 
 
+def test_a_run_reads_each_tokenizer_once_and_skips_lm_evals_environment_report(
+    tmp_path: Path, tiny_model: Path, other_tiny_model: Path, tiny_suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch.utils.collect_env
+
+    import gate.runner
+
+    identities: list[object] = []
+    identity = gate.runner._tokenizer_identity
+    monkeypatch.setattr(gate.runner, "_tokenizer_identity", lambda lm: (identities.append(lm), identity(lm))[1])
+    reports: list[str] = []  # lm-eval's environment report runs `pip list` in a subprocess on every harness call
+    monkeypatch.setattr(torch.utils.collect_env, "get_pretty_env_info", lambda: reports.append("") or "")
+    result = run(
+        str(other_tiny_model),
+        base=str(tiny_model),
+        suite=str(tiny_suite),
+        out_dir=None,
+        data_dir=tiny_suite.parent / "mirror",
+    )
+    assert result.timing["looks"] >= 1 and result.drift is not None
+    assert len(identities) == len({id(lm) for lm in identities}) == 2, "each loaded model's vocabulary read once"
+    assert reports == []
+    import lm_eval.evaluator
+    from lm_eval.loggers.utils import add_env_info
+
+    assert lm_eval.evaluator.add_env_info is add_env_info, "lm-eval's own report is back after the run"
+
+
 def test_items_follow_the_seed_not_the_file_order(tmp_path: Path, tiny_model: Path, tiny_suite: Path) -> None:
     ids = {}
     for seed in (1, 2):

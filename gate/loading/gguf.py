@@ -7,9 +7,12 @@ import ctypes
 import gc
 import json
 import logging
+import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 from safetensors.torch import save_file
@@ -30,6 +33,32 @@ def _return_freed_memory() -> None:
     and the model loaded next would sit on top of it. A no-op where the C library has no malloc_trim."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
+
+
+@contextlib.contextmanager
+def _gguf_read_once() -> Iterator[None]:
+    """Within the block, every `gguf.GGUFReader` of one file is the same reader.
+
+    transformers parses the file's metadata three times to load one GGUF (the config, the weights, the tokenizer),
+    and the gguf package's reader reads a vocabulary's strings one by one: about 10 s of CPU a parse for a
+    150k-token vocabulary. The file is not written to meanwhile (the readers are read-only memory maps).
+    """
+    import gguf
+
+    reader_class = gguf.GGUFReader
+    readers: dict[tuple[str, str], Any] = {}
+
+    def reader(path: os.PathLike[str] | str, mode: Literal["r", "r+", "c"] = "r") -> Any:
+        key = (os.path.realpath(path), mode)
+        if key not in readers:
+            readers[key] = reader_class(path, mode)
+        return readers[key]
+
+    gguf.GGUFReader = reader  # type: ignore[misc,assignment]  # transformers imports it by name when it loads
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = reader_class  # type: ignore[misc]
 
 
 def _file_digests(folder: Path) -> dict[str, str]:
@@ -70,28 +99,10 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False, cache_d
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        make_readable(staging)
-        options = {"gguf_file": gguf_path.name, "trust_remote_code": trust_remote_code}
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            gguf_path.parent, dtype=torch.float32, **options
-        )
-        # The weights are plain tensors now; a saved GGUF quantization_config would send the reload to the GGUF file
-        # (and save_pretrained refuses a GGUF-quantized model), so write the parts directly.
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.config.save_pretrained(staging)
-        model.generation_config.save_pretrained(staging)
-        # Tied embeddings are stored once, under the embedding's own name: what save_pretrained writes, and what
-        # other loaders (vLLM) look for.
-        tied = model.config.get_text_config().tie_word_embeddings
-        state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
-        if tied:
-            state.pop("lm_head.weight", None)
-        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
-        del model, state
+        with _gguf_read_once():
+            _dequantise(gguf_path, trust_remote_code, staging)
         gc.collect()
-        _return_freed_memory()
-        transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **options).save_pretrained(staging)
+        _return_freed_memory()  # the parsed metadata, kept for the three loads
         manifest = {"gguf_sha256": gguf_digest, "files": _file_digests(staging)}
         (staging / DIGEST_FILE).write_text(json.dumps(manifest, sort_keys=True), encoding="utf-8")
         staging.rename(target)
@@ -101,3 +112,29 @@ def dequantised_folder(gguf_path: Path, trust_remote_code: bool = False, cache_d
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _dequantise(gguf_path: Path, trust_remote_code: bool, staging: Path) -> None:
+    """Write the GGUF model's float32 weights, config and tokenizer files into `staging`."""
+    import transformers
+
+    make_readable(staging)
+    options = {"gguf_file": gguf_path.name, "trust_remote_code": trust_remote_code}
+    model = transformers.AutoModelForCausalLM.from_pretrained(gguf_path.parent, dtype=torch.float32, **options)
+    # The weights are plain tensors now; a saved GGUF quantization_config would send the reload to the GGUF file
+    # (and save_pretrained refuses a GGUF-quantized model), so write the parts directly.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.save_pretrained(staging)
+    model.generation_config.save_pretrained(staging)
+    # Tied embeddings are stored once, under the embedding's own name: what save_pretrained writes, and what
+    # other loaders (vLLM) look for.
+    tied = model.config.get_text_config().tie_word_embeddings
+    state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
+    if tied:
+        state.pop("lm_head.weight", None)
+    save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
+    del model, state
+    gc.collect()
+    _return_freed_memory()
+    transformers.AutoTokenizer.from_pretrained(gguf_path.parent, **options).save_pretrained(staging)
