@@ -20,7 +20,7 @@ from gate.decision import COMPOSITE
 from gate.errors import BadInputError, ExitCode
 from gate.provenance import package_versions
 
-SWEEP_SCHEMA_VERSION = "1.0"
+SWEEP_SCHEMA_VERSION = "1.1"
 SWEEP_FILE, SWEEP_REPORT, SWEEP_HTML = "sweep.json", "sweep.md", "sweep.html"
 
 _STEP = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)$", re.IGNORECASE)
@@ -130,7 +130,10 @@ def _entry(point: SweepPoint, result: dict[str, Any] | None, out_dir: Path) -> d
             "composite": None,
             "seconds": None,
         }
-    tasks = {task["id"]: {key: task[key] for key in _TASK_FIELDS} for task in result["tasks"]}
+    tasks = {
+        task["id"]: {key: task[key] for key in _TASK_FIELDS} | {"reached": task.get("reached", True)}
+        for task in result["tasks"]
+    }
     seconds = result.get("timing", {}).get("seconds", {})
     return {
         **entry,

@@ -13,7 +13,11 @@ from helpers import chromium_render, real_checkpoint
 from gate.ci.github import task_annotations
 from gate.cli import main
 from gate.errors import ExitCode
+from gate.report.candidates import compare_candidates, render_candidates
+from gate.report.compare import compare_results, render_comparison
 from gate.report.junit import render_junit
+from gate.report.sweep import render_sweep_html, render_sweep_markdown
+from gate.sweep import SweepPoint, build_record
 
 pytestmark = pytest.mark.slow
 
@@ -67,10 +71,31 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
         assert f"<tr class=\"not-reached\"><td>{task['id']}</td>" in html
         assert f'<skipped message="{task["id"]}: not reached: the gate stopped' in junit
         assert f"::{task['id']}: not reached: the gate stopped" in annotations
+    _views_say_not_reached(result, tmp_path, not_reached)
     if shutil.which("chromium"):  # the sign-off page, as a person sees it
         png = tmp_path / "report.png"
         text = chromium_render(tmp_path / "out" / "report.html", png)
         assert "gate: FAIL" in text and png.stat().st_size > 30_000
+
+
+def _views_say_not_reached(result: dict, tmp_path: Path, not_reached: list[dict]) -> None:
+    """gate compare (two and many candidates) and gate sweep show a task the gate never reached as "not reached"."""
+    point = SweepPoint("checkpoint-1", 1, tmp_path)
+    sweep = build_record([point], {point.name: result}, tmp_path, require="last", stop_at_fail=False, timing={})
+    views = {
+        "compare md": render_comparison(compare_results(result, result), "md"),
+        "compare html": render_comparison(compare_results(result, result), "html"),
+        "candidates md": render_candidates(compare_candidates([result] * 3, ["A", "B", "C"]), "md"),
+        "candidates html": render_candidates(compare_candidates([result] * 3, ["A", "B", "C"]), "html"),
+        "sweep md": render_sweep_markdown(sweep),
+        "sweep html": render_sweep_html(sweep),
+    }
+    for view, text in views.items():
+        for task in not_reached:
+            name = task["id"].replace("_", "\\_") if view.endswith("md") else task["id"]
+            rows = text.split("<tr") if view.endswith("html") else text.splitlines()
+            row = next(row for row in rows if name in row and "not reached" in row)
+            assert f"{task['delta']:+.1f}" not in row, f"{view}: {row}"
 
 
 def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path) -> None:

@@ -51,9 +51,10 @@ def render_sweep_html(record: dict[str, Any]) -> str:
         points = [
             (entry["step"], cell)
             for entry, cell in zip(record["checkpoints"], row["cells"], strict=True)
-            if cell is not None
+            if cell is not None and cell.get("reached", True)
         ]
-        panels.append((row["title"], points, row["first_fail"]))
+        if points:  # a task no checkpoint's gate reached has nothing to draw; its table row says "not reached"
+            panels.append((row["title"], points, row["first_fail"]))
     # matplotlib's SVG escapes every label it writes; it is the only markup let through unescaped.
     chart = Markup(trajectory_chart(panels))  # noqa: S704
     return html.environment().get_template("sweep.html.j2").render(s=record, rows=_grid(record), chart=chart)
