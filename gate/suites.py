@@ -463,9 +463,15 @@ def prepare_tasks(
             raise _unsafe_template(suite, spec, exc) from None
         except Exception as exc:
             raise SuiteError(_dataset_message(spec, hub_config, item_dir, exc)) from None
-        cap = min(x for x in ((caps or {}).get(spec.id), max_items, spec.items) if x is not None)
+        configured = (caps or {}).get(spec.id)
+        if configured is not None and configured > len(docs):
+            raise SuiteError(
+                f"items: {spec.id}: {configured} is more than its pool of {len(docs)} items: set at most {len(docs)}"
+            )
+        # gate.yaml's items: may raise a task's cap up to its pool; max_items: only lowers caps.
+        cap = min(x for x in (configured if configured is not None else spec.items, max_items) if x is not None)
         # A cap the caller sets (gate.yaml's items: or max_items:) is a hard one: only the suite's own caps extend.
-        reserved = extend and (caps or {}).get(spec.id) is None and max_items is None
+        reserved = extend and configured is None and max_items is None
         strata = [str(doc[spec.stratify_field]) for doc in docs] if spec.stratify_field else None
         order = _seeded_order(len(docs), len(docs) if reserved else cap, seed, spec.id, strata)
         doc_ids, clusters = order[:cap], None

@@ -3,10 +3,12 @@ points (multiple choice), 12 (generation) and 4 (composite), and the caps detect
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from gate.api import composite_plan, plan
 from gate.cli import main
+from gate.errors import SuiteError
 from gate.suites import load_suite, prepare_tasks
 
 
@@ -45,3 +47,14 @@ def test_extended_tasks_carry_their_pool_after_the_same_capped_items() -> None:
     # A cap set in gate.yaml is a hard one: no reserve beyond it.
     math = extended["core_math_gen"]
     assert math.cap is None and len(math.doc_ids) == math.cap_units == 40
+
+
+def test_items_in_gate_yaml_raise_a_cap_up_to_the_pool_and_no_further() -> None:
+    suite = load_suite("core")
+    raised = {t.spec.id: t for t in prepare_tasks(suite, seed=3, caps={"core_facts_mc": 786, "core_math_gen": 600})}
+    assert len(raised["core_facts_mc"].doc_ids) == 786 and len(raised["core_math_gen"].doc_ids) == 600
+    assert len(raised["core_logic_mc"].doc_ids) == 500  # the suite's own cap elsewhere
+    lowered = {t.spec.id: t for t in prepare_tasks(suite, seed=3, caps={"core_facts_mc": 786}, max_items=100)}
+    assert len(lowered["core_facts_mc"].doc_ids) == 100  # max_items only lowers
+    with pytest.raises(SuiteError, match=r"items: core_facts_mc: 787 is more than its pool of 786 items"):
+        prepare_tasks(suite, seed=3, caps={"core_facts_mc": 787})
