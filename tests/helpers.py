@@ -29,7 +29,7 @@ def _test_data() -> Path:
 
 TEST_DATA = _test_data()
 FULL_DATA = TEST_DATA != FIXTURE_DATA
-# The longest real-model tests (training runs, sweeps over real checkpoints): off in `make test` for CI time, on with
+# The longest real-model tests (a sweep over real checkpoints): off in `make test` for CI time, on with
 # GATE_LONG_TESTS=1.
 LONG_TESTS = os.environ.get("GATE_LONG_TESTS") == "1"
 long_test = pytest.mark.skipif(not LONG_TESTS, reason="CI time: run with GATE_LONG_TESTS=1")

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SMOLLM2_GGUF, long_test, smollm2_folder
+from helpers import SMOLLM2_GGUF, smollm2_folder
 
-pytestmark = [pytest.mark.slow, long_test]
+pytestmark = pytest.mark.slow  # ~40 s on the 2-core CPU: in CI
 STEPS, EVERY = 4, 2
 QUESTIONS = (
     "My router keeps dropping the connection. What should I do?",
