@@ -229,9 +229,11 @@ def _extend_limits(
     """Move the item limit of each task undecided at it towards its pool, as far as the discordance observed so far
     says its decision needs (the plan re-run on the items scored as a pilot), while `time_left`.
 
-    Returns, for every task still at its limit, why it stops there: cap reached (more items are not called for),
-    time budget reached, or pool exhausted. The sequences' tuning (`planned`) is left alone: anytime-valid tests
-    stay valid whenever they stop, however that is chosen from the data.
+    When the re-run plan's count is met already (the truth lies near the budget's edge, where the plan's power at
+    Delta = 0 falls short), the limit grows by half again: the time budget, not the cap, bounds what an undecided
+    task costs. Returns, for every task still at its limit, why it stops there: time budget reached, pool
+    exhausted, or cap reached (a cap set in gate.yaml, which is hard). The sequences' tuning (`planned`) is left
+    alone: anytime-valid tests stay valid whenever they stop, however that is chosen from the data.
     """
     paired = stream.paired()
     replanned = {
@@ -244,14 +246,15 @@ def _extend_limits(
         if task_look.reason is not StopReason.EXHAUSTED:
             continue
         scored_units = units[task_id].index(limit[task_id]) + 1
+        task = stream.tasks[task_id]
         if scored_units >= len(units[task_id]):
-            stops[task_id] = StopReason.EXHAUSTED
-        elif replanned[task_id] <= scored_units:
-            stops[task_id] = StopReason.CAP
+            whole_pool = len(task.doc_ids) >= task.pool_size
+            stops[task_id] = StopReason.EXHAUSTED if whole_pool else StopReason.CAP
         elif not time_left:
             stops[task_id] = StopReason.TIME
         else:
-            limit[task_id] = units[task_id][min(replanned[task_id], len(units[task_id])) - 1]
+            target = replanned[task_id] if replanned[task_id] > scored_units else scored_units + scored_units // 2 + 1
+            limit[task_id] = units[task_id][min(target, len(units[task_id])) - 1]
     return stops
 
 
@@ -269,10 +272,10 @@ def evaluate_sequential(
     A round scores a batch of every undecided task, one task at a time, generation tasks first; a task whose
     FAIL evidence is building is scored again at once. The gate stops at the first demonstrated FAIL, even
     within a round (a task not reached by then is reported on its first unit). A task undecided at its cap goes
-    on into the rest of its pool (tasks prepared with extend=True) as far as the discordance it shows calls for,
-    while the scoring has taken less than `time_budget` seconds (by `clock`; once it has, a task past its cap
-    stops at its next look); where it stops undecided it ends WARN, with the reason: cap reached, time budget
-    reached or pool exhausted.
+    on into the rest of its pool (tasks prepared with extend=True) as far as the discordance it shows calls for
+    (half again as far when that is met), while the scoring has taken less than `time_budget` seconds (by `clock`;
+    once it has, a task past its cap stops at its next look); where it stops undecided it ends WARN, with the
+    reason: time budget reached, pool exhausted, or cap reached (a hard cap from gate.yaml).
     """
     started = clock()
     units = {task.spec.id: _units(task) for task in tasks}

@@ -1,6 +1,7 @@
-"""A task undecided at its item cap goes on into its pool when the discordance it observes calls for it, within the
-run's time budget; its stop reason tells a cap, a time budget and a pool apart. A statistically designed simulation:
-paired 0/1 scores drawn with a known true delta and discordance, streamed through the real evaluate_sequential."""
+"""A task undecided at its item cap goes on into its pool, as far as the discordance it observes calls for (half
+again as far when that is met), within the run's time budget; its stop reason tells a cap, a time budget and a pool
+apart. A statistically designed simulation: paired 0/1 scores drawn with a known true delta and discordance,
+streamed through the real evaluate_sequential."""
 
 from __future__ import annotations
 
@@ -20,9 +21,12 @@ BUDGET = 8.0
 POLICY = SequentialPolicy(composite_budget=None)
 
 
-def simulated_task(name: str, cap: int, pool: int) -> PreparedTask:
+def simulated_task(name: str, cap: int, pool: int, *, hard: bool = False) -> PreparedTask:
+    """A task of `pool` items capped at `cap`: with a reserve beyond the cap, or none when the cap is `hard`."""
     spec = TaskSpec(id=name, capability="knowledge", metric="acc", items=cap, pool=pool, budget=BUDGET)
     config = {"output_type": "multiple_choice"}
+    if hard:
+        return PreparedTask(spec, config, tuple(range(cap)), pool, "sha256:sim")
     return PreparedTask(spec, config, tuple(range(pool)), pool, "sha256:sim", cap=cap if cap < pool else None)
 
 
@@ -48,9 +52,11 @@ class SimulatedPair:
         return ModelScores(outputs, {t.spec.id: False for t in tasks})
 
 
-def gate_once(delta: float, r: float, seed: int, *, cap: int, pool: int, time_budget: float) -> tuple[str, str, int]:
+def gate_once(
+    delta: float, r: float, seed: int, *, cap: int, pool: int, time_budget: float, hard: bool = False
+) -> tuple[str, str, int]:
     """Outcome, stop reason and items scored of one simulated single-task gate."""
-    task = simulated_task("sim", cap, pool)
+    task = simulated_task("sim", cap, pool, hard=hard)
     models = SimulatedPair(pool, delta, r, seed)
     evaluation = evaluate_sequential(models, [task], {"sim": BUDGET}, POLICY, time_budget=time_budget)
     return evaluation.outcome.value, evaluation.reasons["sim"], models.items
@@ -71,10 +77,23 @@ def test_a_high_discordance_regression_fails_once_the_task_may_go_past_its_cap()
     assert {reason for outcome, reason, _ in held if outcome == "WARN"} == {StopReason.TIME.value}
 
 
+def test_a_benign_checkpoint_near_half_its_budget_passes_once_the_task_may_go_past_its_cap() -> None:
+    """Delta = -B/2.5 at r = 0.15: the cap (planned for Delta = 0 at r = 0.10) PASSes it about half the time; going
+    on into the pool, also where the re-run plan's count is met, PASSes most. 16 seeds: if extension did nothing,
+    12+ PASSes would have probability < 0.01 (binomial at the held design's rate, about 0.4)."""
+    extended = [gate_once(-0.032, 0.15, seed, cap=400, pool=2000, time_budget=1e9)[0] for seed in range(16)]
+    held = [gate_once(-0.032, 0.15, seed, cap=400, pool=2000, time_budget=0.0)[0] for seed in range(16)]
+    assert extended.count("PASS") >= 12 and extended.count("PASS") > held.count("PASS")
+    assert "FAIL" not in extended + held
+
+
 def test_stop_reasons_tell_cap_time_budget_and_pool_apart() -> None:
-    # Delta = -B at the planned discordance: undecided at the cap, and more items are not what it lacks.
-    reasons = {gate_once(-0.08, 0.1, seed, cap=400, pool=2000, time_budget=1e9)[1] for seed in range(6)}
-    assert StopReason.CAP.value in reasons and StopReason.EXHAUSTED.value not in reasons
+    # Delta = -B at the planned discordance, free to go on: undecided until its pool runs out.
+    reasons = {gate_once(-0.08, 0.1, seed, cap=400, pool=2000, time_budget=1e9)[1] for seed in range(3)}
+    assert reasons == {StopReason.EXHAUSTED.value}
+    # The same with a hard cap (gate.yaml's items:, no reserve beyond it): the cap ran out, not the pool.
+    outcome, reason, items = gate_once(-0.08, 0.1, 0, cap=400, pool=2000, time_budget=1e9, hard=True)
+    assert (outcome, reason, items) == (Outcome.WARN.value, StopReason.CAP.value, 400)
     # The same high-discordance edge case with no reserve beyond the cap: the pool itself ran out.
     outcome, reason, items = gate_once(-0.08, 0.35, 0, cap=400, pool=400, time_budget=1e9)
     assert (outcome, reason, items) == (Outcome.WARN.value, StopReason.EXHAUSTED.value, 400)
