@@ -1,4 +1,5 @@
-"""End to end on the real embedded SmolLM2-135M-Instruct: a real forgetful LoRA made here FAILs, the base PASSes."""
+"""End to end on the real embedded SmolLM2-135M-Instruct: a real forgetful LoRA made here FAILs, an untrained one
+PASSes."""
 
 from __future__ import annotations
 
@@ -98,11 +99,11 @@ def _views_say_not_reached(result: dict, tmp_path: Path, not_reached: list[dict]
             assert f"{task['delta']:+.1f}" not in row, f"{view}: {row}"
 
 
-def test_base_against_itself_passes_with_zero_deltas(tmp_path: Path) -> None:
-    config = tmp_path / "gate.yaml"
-    config.write_text("mode: fixed\nmax_items: 100\n")  # issue 2's single look: Tango + Holm
-    code, result, _ = _gate(tmp_path, "--ckpt", "smollm2-135m-instruct", "--config", str(config))
-    assert code == ExitCode.OK and result["verdict"] == "PASS"
-    assert all(t["delta"] == 0 and t["right_to_wrong"] == 0 for t in result["tasks"])
+def test_an_untrained_adapter_passes_with_zero_deltas(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The default gate (core, sequential) on a LoRA that was never trained: it answers as its base, item by item."""
+    noop = real_checkpoint("noop", tmp_path_factory)
+    code, result, _ = _gate(tmp_path, "--ckpt", str(noop))
+    assert code == ExitCode.OK and result["verdict"] == "PASS", result["summary"]
+    assert all(t["outcome"] == "PASS" and t["delta"] == 0 and t["right_to_wrong"] == 0 for t in result["tasks"])
     assert all(b == c for t in result["tasks"] for _, b, c in t["items"])
     assert result["drift"]["kl_mean"] == 0
