@@ -96,3 +96,13 @@ def chromium_render(page: Path, png: Path, window: str = "1280,1600") -> str:
     dom = chromium("--dump-dom").decode()
     chromium(f"--window-size={window}", f"--screenshot={png}")
     return re.sub(r"<[^>]+>", " ", dom)
+
+
+def pixels_of(png: Path, colour: str) -> int:
+    """How many pixels of the screenshot have exactly this #rrggbb colour."""
+    from PIL import Image
+
+    rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    with Image.open(png) as image:
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 22) or []
+    return sum(count for count, found in colours if found == rgb)

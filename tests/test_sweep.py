@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import external_references
+from helpers import chromium_render, external_references, pixels_of
 
 from gate.cli import main
 from gate.errors import ExitCode
+from gate.report.chart import OUTCOME_COLOURS
 from gate.sweep import discover
 
 
@@ -87,6 +89,14 @@ def test_sweep_of_tiny_models_writes_the_record_the_reports_and_each_result(
     assert f"{record['checkpoints'][1]['tasks']['tiny_mc']['delta']:+.1f}" in report
     page = (out / "sweep.html").read_text()
     assert page.count("<svg") == 1 and "gate sweep: PASS" in page and external_references(page) == []
+    if shutil.which("chromium"):  # the trajectory page as a person sees it: the chart draws the WARN at step 10
+        text = chromium_render(out / "sweep.html", tmp_path / "sweep.png", window="1280,2000")
+        assert "gate sweep: PASS" in text and "First FAIL step" in text and "Trajectory" in text
+        (tmp_path / "no-chart.html").write_text(re.sub(r"<svg.*</svg>", "", page, flags=re.DOTALL))
+        chromium_render(tmp_path / "no-chart.html", tmp_path / "no-chart.png", window="1280,2000")
+        colour = OUTCOME_COLOURS["WARN"]
+        drawn = pixels_of(tmp_path / "sweep.png", colour) - pixels_of(tmp_path / "no-chart.png", colour)
+        assert drawn > 60, f"the chart draws the WARN at step 10 ({drawn} WARN pixels)"
 
     code, _, error = _sweep(str(run), *common, "--out", str(out), "--require", "checkpoint-7")
     assert code == ExitCode.BAD_INPUT and "no such checkpoint" in error and "checkpoint-15" in error

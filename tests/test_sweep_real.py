@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import chromium_render, long_test, real_checkpoint
+from helpers import chromium_render, long_test, pixels_of, real_checkpoint
 
 from gate.cli import main
 from gate.errors import ExitCode
@@ -38,16 +38,6 @@ def _knowledge_suite(folder: Path) -> Path:
     spec["tasks"] = [task for task in spec["tasks"] if task["id"] in KEPT_TASKS]
     (folder / "suite.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return folder
-
-
-def _pixels(png: Path, colour: str) -> int:
-    """How many pixels of the screenshot have exactly this #rrggbb colour."""
-    from PIL import Image
-
-    rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
-    with Image.open(png) as image:
-        colours = image.convert("RGB").getcolors(maxcolors=1 << 22) or []
-    return sum(count for count, found in colours if found == rgb)
 
 
 def test_sweep_finds_the_first_fail_step_and_recommends_the_latest_pass(tmp_path: Path, real_run: Path) -> None:
@@ -90,7 +80,7 @@ def test_sweep_finds_the_first_fail_step_and_recommends_the_latest_pass(tmp_path
         chromium_render(tmp_path / "no-chart.html", tmp_path / "no-chart.png", window="1280,2000")
         # The banner and badges share the FAIL red; what the chart adds is its FAIL point and whisker (~180 pixels
         # for one, measured on a synthetic record) besides the legend's marker (~60).
-        drawn = _pixels(tmp_path / "sweep.png", OUTCOME_COLOURS["FAIL"]) - _pixels(
+        drawn = pixels_of(tmp_path / "sweep.png", OUTCOME_COLOURS["FAIL"]) - pixels_of(
             tmp_path / "no-chart.png", OUTCOME_COLOURS["FAIL"]
         )
         assert drawn > 120, f"the chart draws the FAIL at step 12 ({drawn} FAIL-red pixels)"
