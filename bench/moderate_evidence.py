@@ -35,7 +35,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gate.config import GateConfig  # noqa: E402
-from gate.core_items import DEFAULT_POOL_SIZES  # noqa: E402
 from gate.evaluate import evaluate_sequential  # noqa: E402
 from gate.items import ItemOutput, ModelScores  # noqa: E402
 from gate.runconfig import sequential_policy  # noqa: E402
@@ -62,7 +61,7 @@ def gate_run(ckpt: str, config: dict[str, object], out: Path, cache_dir: Path) -
 def truth(ckpt: str, tasks: list[str], out: Path, cache_dir: Path) -> dict[str, dict[str, float]]:
     """Each named task's delta (points) and discordance on its whole pool."""
     suite = load_suite("core")
-    caps = {spec.id: DEFAULT_POOL_SIZES[spec.id] if spec.id in tasks else 1 for spec in suite.tasks}
+    caps = {spec.id: (spec.pool or spec.items) if spec.id in tasks else 1 for spec in suite.tasks}
     result, wall = gate_run(ckpt, {"mode": "fixed", "items": caps}, out / "truth", cache_dir)
     rows = {}
     for task in result["tasks"]:  # type: ignore[attr-defined]
