@@ -124,6 +124,7 @@ def resolve_pair(
         allow_pickle=config.allow_pickle,
         trust_remote_code=config.trust_remote_code,
         outside_links=outside_links,
+        cache_dir=cache_root(config.cache_dir),
     )
     base_model = None
     if base is not None or "base" in config.model_fields_set:

@@ -272,3 +272,45 @@ def test_matches_hflm_on_every_multiple_choice_task_of_the_suites(capsys: pytest
         "hellaswag", "arc_easy", "arc_challenge", "piqa", "winogrande", "boolq", "openbookqa",
         "truthfulqa_mc1", "truthfulqa_mc2", "lambada_openai", "mmlu",
     }
+
+
+def test_an_adapter_on_the_gguf_base_parses_the_gguf_once_from_resolve_to_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The adapter's fit check reads the GGUF base's config from the folder the load dequantises into: one parse of
+    the GGUF's metadata a run (each takes seconds), and an adapter of another model is still refused by shape."""
+    import gguf
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from gate.config import GateConfig
+    from gate.errors import ModelRefError
+    from gate.loading.loaders import ScoringSettings
+    from gate.runconfig import resolve_pair
+    from gate.runner import ModelPair
+
+    base_folder = dequantised_folder(smollm2_folder() / SMOLLM2_GGUF)  # the session's cache, to build the adapter
+    model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=torch.float32)
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(str(tmp_path / "fits"))
+    small = AutoConfig.from_pretrained(base_folder, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                       num_attention_heads=4, num_key_value_heads=2, head_dim=16)
+    get_peft_model(AutoModelForCausalLM.from_config(small), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(
+        str(tmp_path / "misfit")
+    )
+    parses = []
+    reader = gguf.GGUFReader
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        parses.append(args[0])
+        return reader(*args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", counted)
+    config = GateConfig(cache_dir=str(tmp_path / "fresh-cache"))  # nothing dequantised there yet
+    checkpoint, base = resolve_pair(str(tmp_path / "fits"), "smollm2-135m-instruct", config)
+    settings = ScoringSettings(device="cpu", dtype="float32", batch_size=1)
+    with ModelPair(base, checkpoint, settings, cache_dir=tmp_path / "fresh-cache") as models:
+        assert models.adapter_on_base
+    assert len(parses) == 1, parses
+    with pytest.raises(ModelRefError, match=r"does not fit the base smollm2-135m-instruct \(.*q_proj"):
+        resolve_pair(str(tmp_path / "misfit"), "smollm2-135m-instruct", config)
+    assert len(parses) == 1  # the second check read the dequantised folder's config

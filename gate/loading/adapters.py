@@ -35,18 +35,26 @@ def adapter_shapes(weights: Sequence[Path]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def _base_modules(base: ResolvedModel, trust_remote_code: bool) -> Any:
-    """The base's causal-LM module tree on the meta device, or None if its config cannot be built into one."""
+def _base_modules(base: ResolvedModel, trust_remote_code: bool, cache_dir: Path | None) -> Any:
+    """The base's causal-LM module tree on the meta device, or None if its config cannot be built into one.
+
+    A GGUF base's config is read from its dequantised folder (gate.loading.gguf, under `cache_dir`), which the run
+    loads anyway: the GGUF's metadata is then parsed once a run, not once here and again to load it.
+    """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     options: dict[str, Any] = {"trust_remote_code": trust_remote_code}
-    if base.gguf_file:
-        options["gguf_file"] = base.gguf_file
     if base.revision:
         options["revision"] = base.revision
     try:
-        config = AutoConfig.from_pretrained(base.pretrained, **options)
+        if base.gguf_file:
+            from gate.loading.gguf import dequantised_folder
+
+            gguf_path = Path(base.pretrained) / base.gguf_file
+            config = AutoConfig.from_pretrained(dequantised_folder(gguf_path, trust_remote_code, cache_dir), **options)
+        else:
+            config = AutoConfig.from_pretrained(base.pretrained, **options)
         with torch.device("meta"):
             return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)  # type: ignore[no-untyped-call]
     except Exception as exc:  # any config the loader would refuse too: HFLM reports it when it loads
@@ -71,12 +79,14 @@ def _in_out(module: Any) -> tuple[int, int] | None:
     return None
 
 
-def adapter_misfit(weights: Sequence[Path], base: ResolvedModel, *, trust_remote_code: bool) -> str | None:
+def adapter_misfit(
+    weights: Sequence[Path], base: ResolvedModel, *, trust_remote_code: bool, cache_dir: Path | None = None
+) -> str | None:
     """The first place the adapter's tensors do not fit the base's modules, or None (fits, or cannot be told)."""
     shapes = adapter_shapes(weights)
     if not any(name.startswith(_PREFIX) for name in shapes):
         return None
-    model = _base_modules(base, trust_remote_code)
+    model = _base_modules(base, trust_remote_code, cache_dir)
     if model is None:
         return None
     modules = dict(model.named_modules())

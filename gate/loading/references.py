@@ -195,6 +195,7 @@ def _adapter(
     allow_pickle: bool,
     trust_remote_code: bool,
     outside_links: OutsideLinks,
+    cache_dir: Path | None,
 ) -> ResolvedModel:
     adapter_config = _read_json(folder / "adapter_config.json")
     declared = adapter_config.get("base_model_name_or_path")
@@ -214,7 +215,7 @@ def _adapter(
     if base.kind == "adapter":
         raise ModelRefError(f"the base of adapter {reference} is itself an adapter: merge it or pass --base")
     weights = _weights(folder, "adapter_model", allow_pickle)
-    misfit = adapter_misfit(weights, base, trust_remote_code=trust_remote_code)
+    misfit = adapter_misfit(weights, base, trust_remote_code=trust_remote_code, cache_dir=cache_dir)
     if misfit:
         named = f" (its adapter_config.json names {declared})" if declared else ""
         raise ModelRefError(
@@ -329,8 +330,13 @@ def resolve_model(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     outside_links: OutsideLinks = "warn",
+    cache_dir: Path | None = None,
 ) -> ResolvedModel:
-    """Resolve what the user wrote (path, alias or hub id) to a ResolvedModel, refusing unsafe inputs."""
+    """Resolve what the user wrote (path, alias or hub id) to a ResolvedModel, refusing unsafe inputs.
+
+    `cache_dir` is the gate cache an adapter's check against a GGUF base dequantises that base into (see
+    gate.loading.adapters); None: gate.paths.cache_root's default.
+    """
     if reference in BUILTIN_ALIASES:
         return _builtin(reference)
     path = Path(reference).expanduser()
@@ -345,7 +351,7 @@ def resolve_model(
         if (path / "adapter_config.json").is_file():
             return _adapter(
                 path, reference, base, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
-                outside_links=outside_links,
+                outside_links=outside_links, cache_dir=cache_dir,
             )
         if (path / "config.json").is_file():
             return _hf_folder(path, reference, trust_remote_code, allow_pickle)
