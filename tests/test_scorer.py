@@ -294,17 +294,16 @@ def test_an_adapter_on_the_gguf_base_parses_the_gguf_once_from_resolve_to_load(
     get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(str(tmp_path / "fits"))
     small = AutoConfig.from_pretrained(base_folder, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                                        num_attention_heads=4, num_key_value_heads=2, head_dim=16)
-    get_peft_model(AutoModelForCausalLM.from_config(small), LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(
-        str(tmp_path / "misfit")
-    )
+    other = AutoModelForCausalLM.from_config(small)  # type: ignore[no-untyped-call]
+    get_peft_model(other, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(str(tmp_path / "misfit"))
     parses = []
-    reader = gguf.GGUFReader
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        parses.append(args[0])
-        return reader(*args, **kwargs)
+    class Counted(gguf.GGUFReader):
+        def __init__(self, path: Any, *args: Any) -> None:
+            parses.append(path)
+            super().__init__(path, *args)
 
-    monkeypatch.setattr(gguf, "GGUFReader", counted)
+    monkeypatch.setattr(gguf, "GGUFReader", Counted)
     config = GateConfig(cache_dir=str(tmp_path / "fresh-cache"))  # nothing dequantised there yet
     checkpoint, base = resolve_pair(str(tmp_path / "fits"), "smollm2-135m-instruct", config)
     settings = ScoringSettings(device="cpu", dtype="float32", batch_size=1)
