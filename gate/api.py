@@ -25,6 +25,7 @@ from gate.items import ItemScorer
 from gate.loading.backends import VllmOptions
 from gate.loading.loaders import ScoringSettings
 from gate.loading.references import OutsideLinks, resolve_model
+from gate.paths import cache_root
 from gate.provenance import installed_versions
 from gate.record import build_result, model_info, now, write_outputs
 from gate.report import ReportFormat, render_html, render_markdown
@@ -150,7 +151,10 @@ def baseline(
     if cache is None:
         raise ConfigError("gate baseline fills the result cache, but the config says `cache: false`: remove that")
     model = resolve_model(
-        gate_config.base, allow_pickle=gate_config.allow_pickle, trust_remote_code=gate_config.trust_remote_code
+        gate_config.base,
+        allow_pickle=gate_config.allow_pickle,
+        trust_remote_code=gate_config.trust_remote_code,
+        cache_dir=cache_root(gate_config.cache_dir),
     )
     inputs = run_inputs(gate_config)
     served = inputs.endpoints.get("base")  # the base alone: both roles are the base
@@ -204,8 +208,10 @@ def run(
     if out_dir is not None and distributed.is_main():
         check_writable_folder(out_dir, "--out")  # before anything loads, not after the scoring
     gate_config = configured(config, suite=suite, batch_size=batch_size, device=device, data_dir=data_dir)
-    checkpoint, base_model = resolve_pair(ckpt, base, gate_config, outside_links)
+    # The suite first: its errors are the cheap ones, and resolving a model hashes its weights (and dequantises a
+    # GGUF base an adapter is checked against).
     inputs = run_inputs(gate_config, extend=gate_config.mode == "sequential" and gate_config.time_budget > 0)
+    checkpoint, base_model = resolve_pair(ckpt, base, gate_config, outside_links)
     the_suite, tasks, settings = inputs.suite, inputs.tasks, inputs.settings
     budgets, composite_budget = inputs.budgets, inputs.composite_budget
     seconds: dict[str, float] = {}
@@ -286,8 +292,8 @@ def run_shard(
     started, clock = now(), time.monotonic()
     check_writable_folder(out_dir, "--out")
     gate_config = configured(config, mode="fixed", suite=suite, batch_size=batch_size, device=device, data_dir=data_dir)
-    checkpoint, base_model = resolve_pair(ckpt, base, gate_config)
     inputs = run_inputs(gate_config)  # shards are fixed-n: never past the cap
+    checkpoint, base_model = resolve_pair(ckpt, base, gate_config)
     the_suite, tasks, settings = inputs.suite, inputs.tasks, inputs.settings
     check_shardable(tasks, shard)
     with inputs.model_pair(base_model, checkpoint) as models:

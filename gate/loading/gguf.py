@@ -51,6 +51,9 @@ def _gguf_read_once() -> Iterator[None]:
     import numpy as np
 
     reader_class, name_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    if not isinstance(reader_class, type):  # within another such block (another thread's): its readers serve
+        yield
+        return
     readers: dict[tuple[str, str], Any] = {}
 
     class PlainArrayReader(reader_class):  # type: ignore[misc,valid-type]
@@ -71,10 +74,9 @@ def _gguf_read_once() -> Iterator[None]:
             readers[key] = PlainArrayReader(path, mode)
         return readers[key]
 
-    # transformers imports both by name when it loads
-    gguf.GGUFReader = reader  # type: ignore[misc,assignment]
-    gguf.get_tensor_name_map = functools.cache(name_map)
-    try:
+    try:  # transformers imports both by name when it loads
+        gguf.GGUFReader = reader  # type: ignore[misc,assignment]
+        gguf.get_tensor_name_map = functools.cache(name_map)
         yield
     finally:
         gguf.GGUFReader, gguf.get_tensor_name_map = reader_class, name_map  # type: ignore[misc]
