@@ -112,7 +112,9 @@ class GateConfig(_Strict):
     budgets: dict[str, Points] = {}
     items: dict[str, ItemCap] = {}
     max_items: ItemCap | None = None
-    batch_size: Annotated[int, Field(ge=1, le=4096)] = 8
+    # 32 rows a step: on a CPU, generation's per-step overhead dominates (docs/speed-and-scale.md, "Speed"); an
+    # out-of-memory error torch raises halves it for the rest of the run.
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
     device: Literal["cpu", "cuda", "mps"] = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     trust_remote_code: bool = False

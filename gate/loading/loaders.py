@@ -21,7 +21,7 @@ class ScoringSettings:
 
     device: str = "cpu"
     dtype: str = "float32"
-    batch_size: int = 8
+    batch_size: int = 32
     trust_remote_code: bool = False
     backend: str = "hf"
     vllm: VllmOptions = field(default_factory=VllmOptions)
