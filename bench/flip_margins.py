@@ -77,13 +77,18 @@ def cached_scores(cache_dir: Path, fingerprint: str, task: str) -> dict[int, flo
     return scores
 
 
+def margin_fifths(margins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The quantile edges of the base's margins and each item's fifth (0 = the lowest margins)."""
+    edges = np.quantile(margins, np.linspace(0, 1, BINS + 1))
+    return edges, np.clip(np.searchsorted(edges, margins, side="right") - 1, 0, BINS - 1)
+
+
 def analyse(name: str, margins: dict[int, float], base: dict[int, float], ckpt: dict[int, float]) -> str:
     """A markdown row per margin quintile, and the Neyman bound on the items saved."""
     ids = sorted(set(margins) & set(base) & set(ckpt))
     m = np.array([margins[i] for i in ids])
     d = np.array([ckpt[i] - base[i] for i in ids])
-    edges = np.quantile(m, np.linspace(0, 1, BINS + 1))
-    which = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, BINS - 1)
+    edges, which = margin_fifths(m)
     lines = []
     rms = np.zeros(BINS)
     share = np.zeros(BINS)

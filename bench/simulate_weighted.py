@@ -41,12 +41,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from flip_margins import MC_TASKS, cached_scores  # noqa: E402
+from flip_margins import BINS, MC_TASKS, cached_scores, margin_fifths  # noqa: E402
 
 from gate.sequential import SequentialPolicy  # noqa: E402
 from gate.stats import ConfidenceSequence  # noqa: E402
 
-STRATA = 5
+STRATA = BINS
 DEFENSIVE = 0.2  # share of the proportional allocation mixed into Neyman's
 CORE_TASKS = 7
 
@@ -64,9 +64,7 @@ def load_pool(cache: Path, margins: dict[int, float], truth: dict[str, object], 
     base = cached_scores(cache, truth["base"]["fingerprint"], task)  # type: ignore[index]
     ckpt = cached_scores(cache, truth["checkpoint"]["fingerprint"], task)  # type: ignore[index]
     ids = sorted(set(margins) & set(base) & set(ckpt))
-    m = np.array([margins[i] for i in ids])
-    edges = np.quantile(m, np.linspace(0, 1, STRATA + 1))
-    stratum = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, STRATA - 1)
+    _, stratum = margin_fifths(np.array([margins[i] for i in ids]))
     return Pool(np.array([base[i] for i in ids]), np.array([ckpt[i] for i in ids]), stratum)
 
 
