@@ -56,6 +56,9 @@ def show(label: str, result: dict[str, object], wall: float) -> None:
           f"{timing['seconds'].get('scoring')} s), {timing['looks']} looks, "
           f"{sum(t['n_items'] for t in tasks)} items per model; cache {json.dumps(cache)}")
     for t in tasks:
+        if not t.get("reached", True):
+            print(f"  {t['id']:22} not reached (no items: the gate stopped at its first FAIL)")
+            continue
         print(f"  {t['id']:22} {t['outcome']:4} {t['delta']:+6.1f} budget {t['budget']:4.1f} "
               f"items {t['n_items']:4d}/{t['planned']:4d}  {t['stop_reason']}")
 

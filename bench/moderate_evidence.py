@@ -80,9 +80,13 @@ def seeds(ckpt: str, count: int, out: Path, cache_dir: Path, first: int) -> None
         tasks = result["tasks"]  # type: ignore[index]
         used = sum(t["n_items"] for t in tasks)
         composite = result.get("composite") or {}  # type: ignore[attr-defined]
+        delta = composite.get("delta")
         print(f"seed {seed}: {result['verdict']} in {wall:.0f} s, {used} items per model; composite "
-              f"{composite.get('delta', float('nan')):+.1f} {composite.get('outcome', '-')}", flush=True)
+              f"{'not reached' if delta is None else f'{delta:+.1f}'} {composite.get('outcome', '-')}", flush=True)
         for t in tasks:
+            if not t.get("reached", True):
+                print(f"  {t['id']:22} not reached (no items: the gate stopped at its first FAIL)", flush=True)
+                continue
             print(f"  {t['id']:22} {t['outcome']:4} {t['delta']:+6.1f} [{t['lower']:+.1f}, {t['upper']:+.1f}] "
                   f"budget {t['budget']:4.1f} items {t['n_items']:4d}/{t['planned']:4d} r {t['discordance']:.2f}  "
                   f"{t['stop_reason']}", flush=True)

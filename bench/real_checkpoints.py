@@ -62,6 +62,9 @@ def main() -> None:
               f"drift KL {result['drift']['kl_mean']:.3f} nats/token, flip rate {result['drift']['flip_rate']:.2f}")
         print(f"  {'task':24} {'outcome':>7} {'delta':>7} {'interval':>17} {'budget':>6} {'items':>9}  stopped because")
         for task in result["tasks"]:
+            if not task.get("reached", True):
+                print(f"  {task['id']:24} {'not reached (no items: the gate stopped at its first FAIL)':>42}")
+                continue
             interval = f"[{task['lower']:+.1f}, {task['upper']:+.1f}]"
             items = f"{task['n_items']}/{task['planned']}"
             print(f"  {task['id']:24} {task['outcome']:>7} {task['delta']:+7.1f} {interval:>17} {task['budget']:6.1f} "

@@ -6,6 +6,8 @@ import enum
 from dataclasses import dataclass
 
 COMPOSITE = "composite"
+# Why a task (or the composite) has no numbers: the gate FAILed before it scored an item of the task.
+NOT_REACHED = "not reached: the gate stopped at the first demonstrated FAIL before this task's first look"
 
 
 class Outcome(str, enum.Enum):

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from gate.decision import Outcome, TaskDecision
+from gate.decision import NOT_REACHED, Outcome, TaskDecision
 from gate.diagnosis import MatchedItems, demonstrated_drop
 from gate.items import ItemOutput, ItemScorer, ModelScores, PairedTask, ProgressHook, pair_scores
 from gate.sequential import (
@@ -30,7 +30,7 @@ STOPPED_BY_GATE = "not decided: the gate stopped at the first demonstrated FAIL"
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The scored pairs, each task's decision and why it stopped, and the overall outcome."""
+    """The scored pairs, each reached task's decision, why every task stopped, and the overall outcome."""
 
     outcome: Outcome
     paired: tuple[PairedTask, ...]
@@ -41,7 +41,7 @@ class Evaluation:
     policy: dict[str, Any]
     looks: int
     matched: dict[str, MatchedItems] = field(default_factory=dict)  # by generation task, for its diagnosis
-    # Tasks the gate stopped before (fewer items than their first look): scored on one unit only to be listed.
+    # Tasks the gate stopped before scoring an item of them (at a first FAIL): no pair, no decision.
     not_reached: frozenset[str] = frozenset()
 
 
@@ -271,9 +271,9 @@ def evaluate_sequential(
 
     A round scores a batch of every undecided task, one task at a time, generation tasks first; a task whose
     FAIL evidence is building is scored again at once. The gate stops at the first demonstrated FAIL, even
-    within a round (a task not reached by then is reported on its first unit). A task undecided at its cap goes
-    on into the rest of its pool (tasks prepared with extend=True) as far as the discordance it shows calls for
-    (half again as far when that is met), while the scoring has taken less than `time_budget` seconds (by `clock`;
+    within a round (a task not reached by then is reported as not reached, without items). A task undecided at its
+    cap goes on into the rest of its pool (tasks prepared with extend=True) as far as the discordance it shows calls
+    for (half again as far when that is met), while the scoring has taken less than `time_budget` seconds (by `clock`;
     once it has, a task past its cap stops at its next look); where it stops undecided it ends WARN, with the
     reason: time budget reached, pool exhausted, or cap reached (a hard cap from gate.yaml).
     """
@@ -312,10 +312,6 @@ def evaluate_sequential(
                 twin = stream.tasks[task_id].spec.loglik_twin
                 if twin in order[position + 1 :]:  # its diagnosis (format/alignment or knowledge) reads the twin
                     stream.score(models, twin, batch[twin], progress)
-                # Every task needs an item to be reported: those not reached yet get their first unit.
-                for other in stream.tasks:
-                    if not stream.scored(other):
-                        stream.score(models, other, stream.tasks[other].doc_ids[: units[other][0]], progress)
                 break
         looks += 1
         paired_tasks = stream.paired()
@@ -325,7 +321,8 @@ def evaluate_sequential(
                     limit[task_id] = stream.scored(task_id)
         while True:
             exhausted = {t.task.spec.id: stream.scored(t.task.spec.id) >= limit[t.task.spec.id] for t in paired_tasks}
-            verdict = look(evidence_of(paired_tasks, budgets), policy, planned, exhausted, stream.answers())
+            evidence = evidence_of(paired_tasks, budgets)
+            verdict = look(evidence, policy, planned, exhausted, stream.answers(), tasks=len(stream.tasks))
             if verdict.outcome is Outcome.FAIL:
                 break
             before = dict(limit)
@@ -334,12 +331,13 @@ def evaluate_sequential(
                 break
         if progress:
             decided = sum(not t.pending for t in verdict.tasks)
-            progress(f"look {looks}: {decided}/{len(verdict.tasks)} tasks decided")
+            progress(f"look {looks}: {decided}/{len(stream.tasks)} tasks decided")
         if not verdict.pending:
             break
         keep = list(verdict.keep_scoring)
     assert verdict.outcome is not None  # not pending
-    reasons = {
+    not_reached = frozenset(task_id for task_id in units if not stream.scored(task_id))
+    reasons = dict.fromkeys(not_reached, NOT_REACHED) | {
         t.decision.name: (
             f"{stops.get(t.decision.name, t.reason).value}{': ' + t.detail if t.detail else ''}"
             if t.reason
@@ -348,11 +346,6 @@ def evaluate_sequential(
         for t in verdict.tasks
     }
     decisions = {t.decision.name: t.decision for t in verdict.tasks}
-    first_look = {task_id: _next_stop(units[task_id], 0, policy.look_step(0), limit[task_id]) for task_id in units}
-    not_reached = frozenset(
-        task_id for task_id in units
-        if stream.scored(task_id) < first_look[task_id] and decisions[task_id].outcome is Outcome.WARN
-    )
     return Evaluation(
         outcome=verdict.outcome,
         paired=tuple(paired_tasks),

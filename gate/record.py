@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from gate.config import GateConfig
-from gate.decision import Outcome, TaskDecision
+from gate.decision import NOT_REACHED, Outcome, TaskDecision
 from gate.diagnosis import diagnose
 from gate.drift import Drift
 from gate.errors import ExitCode
@@ -47,7 +47,7 @@ def model_info(model: ResolvedModel) -> ModelInfo:
 
 
 def _task_result(
-    task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None, reached: bool
+    task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None
 ) -> TaskResult:
     spec = task.task.spec
     lost = [item for item in task.items if item.base_score > item.ckpt_score]
@@ -85,7 +85,42 @@ def _task_result(
         ],
         items=[[item.doc_id, item.base_score, item.ckpt_score] for item in task.items],
         diagnosis=diagnosis,
-        reached=reached,
+    )
+
+
+def _unreached_result(task: PreparedTask, budget: float, planned: int) -> TaskResult:
+    """A task the gate FAILed before scoring: its identity and budget, no items, no numbers."""
+    spec = task.spec
+    return TaskResult(
+        id=spec.id,
+        capability=spec.capability,
+        metric=spec.metric,
+        lm_eval_task=spec.task or spec.config or "",
+        chat_template=None,
+        pool_size=task.pool_size,
+        fingerprint=task.fingerprint,
+        n=0,
+        base_score=None,
+        ckpt_score=None,
+        delta=None,
+        lower=None,
+        upper=None,
+        p_fail=None,
+        p_fail_adjusted=None,
+        budget=budget,
+        discordance=None,
+        detectable=None,
+        certifiable=None,
+        n_items=0,
+        planned=planned,
+        stop_reason=NOT_REACHED,
+        method=None,
+        outcome=Outcome.WARN.value,
+        right_to_wrong=0,
+        wrong_to_right=0,
+        flipped=[],
+        items=[],
+        reached=False,
     )
 
 
@@ -127,23 +162,35 @@ def build_result(
 ) -> GateResult:
     """Assemble the result record from the evaluation."""
     composite = None
+    composite_budget = evaluation.policy.get("composite_budget")
     if evaluation.composite is not None:
         c = evaluation.composite
         composite = CompositeResult(c.delta, c.lower, c.upper, c.p_fail, c.p_fail_adjusted, c.budget, c.outcome.value)
+    elif evaluation.not_reached and composite_budget is not None:
+        composite = CompositeResult(None, None, None, None, None, composite_budget, Outcome.WARN.value, reached=False)
     code = exit_code_for(evaluation.outcome.value, config.warn_blocks)
     normal = config.normal_budgets({spec.id: spec.budget for spec in suite.tasks})
     waivers = [
         ActiveWaiver(waiver.task, waiver.budget, normal[waiver.task], waiver.reason, waiver.expires.isoformat())
         for waiver in config.waivers
     ]
+    budgets = normal | {waiver.task: waiver.budget for waiver in waivers}
+    paired = {task.task.spec.id: task for task in evaluation.paired}
 
     def diagnosis(spec: TaskSpec) -> Diagnosis | None:
         twin = spec.loglik_twin
-        if twin is None:
+        if twin is None or twin not in evaluation.decisions:
             return None
         return diagnose(
             evaluation.decisions[spec.id], evaluation.decisions[twin], normal[twin], evaluation.matched.get(spec.id)
         )
+
+    def task_result(task: PreparedTask) -> TaskResult:
+        task_id, planned = task.spec.id, evaluation.planned[task.spec.id]
+        if task_id in evaluation.not_reached:
+            return _unreached_result(task, budgets[task_id], planned)
+        decision = evaluation.decisions[task_id]
+        return _task_result(paired[task_id], decision, evaluation.reasons[task_id], planned, diagnosis(task.spec))
 
     return GateResult(
         verdict=evaluation.outcome.value,
@@ -161,17 +208,7 @@ def build_result(
         policy=evaluation.policy,
         settings={**asdict(settings), "seed": config.seed},
         composite=composite,
-        tasks=[
-            _task_result(
-                task,
-                evaluation.decisions[task.task.spec.id],
-                evaluation.reasons[task.task.spec.id],
-                evaluation.planned[task.task.spec.id],
-                diagnosis(task.task.spec),
-                task.task.spec.id not in evaluation.not_reached,
-            )
-            for task in evaluation.paired
-        ],
+        tasks=[task_result(task) for task in tasks],
         provenance={
             "versions": package_versions(),
             "hardware": hardware(settings.device),

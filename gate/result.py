@@ -11,7 +11,8 @@ from gate.errors import BadInputError
 
 # 1.1: waivers and per-task diagnosis, both optional (a 1.0 file reads as none of either).
 # 1.2: per-task `reached`, false for a task the gate stopped before its first look (an older file reads as reached).
-SCHEMA_VERSION = "1.2"
+# 1.3: a task not reached has no items and null numbers; so has the composite (with its own `reached`) then.
+SCHEMA_VERSION = "1.3"
 
 
 @dataclass(frozen=True)
@@ -61,51 +62,54 @@ class ActiveWaiver:
 
 @dataclass(frozen=True)
 class TaskResult:
-    """One task's paired evidence and decision."""
+    """One task's paired evidence and decision; a task not reached (the gate FAILed before scoring it) has no items,
+    and None for every number measured on them."""
 
     id: str
     capability: str
     metric: str
     lm_eval_task: str
-    chat_template: bool
+    chat_template: bool | None
     pool_size: int
     fingerprint: str
     n: int
-    base_score: float
-    ckpt_score: float
-    delta: float
-    lower: float
-    upper: float
-    p_fail: float
-    p_fail_adjusted: float
+    base_score: float | None
+    ckpt_score: float | None
+    delta: float | None
+    lower: float | None
+    upper: float | None
+    p_fail: float | None
+    p_fail_adjusted: float | None
     budget: float
-    discordance: float
-    detectable: float
-    certifiable: float
+    discordance: float | None
+    detectable: float | None
+    certifiable: float | None
     n_items: int
     planned: int
     stop_reason: str
-    method: str
+    method: str | None
     outcome: str
     right_to_wrong: int
     wrong_to_right: int
     flipped: list[FlippedItem]
     items: list[list[float]]
     diagnosis: Diagnosis | None = None
-    reached: bool = True  # False: stopped before its first look; its one scored unit is no measurement
+    reached: bool = True  # False: the gate stopped before scoring an item of it
 
 
 @dataclass(frozen=True)
 class CompositeResult:
-    """The weighted mean of the task deltas against its own budget."""
+    """The weighted mean of the task deltas against its own budget; not reached (None for every number) when a
+    task was."""
 
-    delta: float
-    lower: float
-    upper: float
-    p_fail: float
-    p_fail_adjusted: float
+    delta: float | None
+    lower: float | None
+    upper: float | None
+    p_fail: float | None
+    p_fail_adjusted: float | None
     budget: float
     outcome: str
+    reached: bool = True
 
 
 @dataclass(frozen=True)

@@ -322,8 +322,9 @@ class SequentialVerdict:
     """The gate at one look: per-task states, the composite (None when off) and the overall outcome.
 
     outcome is None exactly while pending: nothing has FAILed and a task or the composite is undecided with
-    items left. keep_scoring names the tasks the runner should score another batch of: the pending tasks, or,
-    once every task is decided and the composite is not, every task with items left.
+    items left, or a task of the gate has no items yet. keep_scoring names the tasks the runner should score
+    another batch of: the pending tasks, or, once every task is decided and the composite is not, every task with
+    items left. composite is None when it is off, and while a task of the gate has no items.
     """
 
     outcome: Outcome | None
@@ -527,6 +528,7 @@ def look(
     planned: Mapping[str, int],
     exhausted: Mapping[str, bool],
     answers: Mapping[str, Answers] | None = None,
+    tasks: int | None = None,
 ) -> SequentialVerdict:
     """Decide every task, the composite and the gate on everything scored so far.
 
@@ -536,8 +538,10 @@ def look(
     answers optionally gives generation tasks' answers, aligned with their scores, for the smoke stage's
     format-collapse check (smoke_check on the first smoke_items items, at every look). With the normal mixture,
     only the smoke stage can decide a task before it has smoke_items items (while its pool lasts). Stateless: the same
-    evidence gives the same verdict. ValueError on no tasks, clashing names, or a task missing from planned or
-    exhausted.
+    evidence gives the same verdict. tasks counts the gate's tasks when evidence holds only those with items so
+    far (the runner stops at a first FAIL before it reaches them all): the FAIL levels stay the whole gate's, and
+    the gate is FAIL or pending. ValueError on no tasks, clashing names, fewer tasks than evidence, or a task
+    missing from planned or exhausted.
     """
     check_task_names(evidence, with_composite=policy.composite_budget is not None)
     answers = answers or {}
@@ -552,19 +556,27 @@ def look(
     unplanned = sorted(name for name in names if planned[name] < 1)
     if unplanned:
         raise ValueError(f"planned units must be at least 1 for task(s): {', '.join(unplanned)}")
+    k = len(evidence) if tasks is None else tasks
+    if k < len(evidence):
+        raise ValueError(f"tasks ({k}) counts fewer tasks than evidence holds ({len(evidence)})")
     tracks = [_track(e, planned[e.name], exhausted[e.name], policy) for e in evidence]
-    k = len(tracks)
     looks = [
         _task_decision(track, policy, k, smoke_check(track.evidence, policy, k, answers.get(track.evidence.name)))
         for track in tracks
     ]
+    unreached = k > len(tracks)
     composite = (
-        _composite_decision(tracks, policy, policy.composite_budget) if policy.composite_budget is not None else None
+        _composite_decision(tracks, policy, policy.composite_budget)
+        if policy.composite_budget is not None and not unreached
+        else None
     )
     members = looks + ([composite] if composite is not None else [])
     keep: tuple[str, ...] = ()
     if any(m.reason in _FAILED for m in members):
         outcome: Outcome | None = Outcome.FAIL
+    elif unreached:  # the tasks without items are the runner's to score
+        outcome = None
+        keep = tuple(t.evidence.name for t, task_look in zip(tracks, looks, strict=True) if task_look.pending)
     elif any(m.pending for m in members):
         outcome = None
         # Undecided tasks first; once every task is decided, a pending composite needs more of any of them.

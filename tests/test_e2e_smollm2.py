@@ -52,23 +52,27 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
     # Its first task's FAIL evidence builds at the first look, so that task is scored again at once and FAILs
     # before the round reaches the others: one round, under 150 items in all.
     assert result["timing"]["looks"] == 1 and sum(t["n_items"] for t in result["tasks"]) < 150
-    generative = [t["delta"] for t in result["tasks"] if t["chat_template"]]
+    generative = [t["delta"] for t in result["tasks"] if t["chat_template"] and t["reached"]]
     assert min(generative) < -20, "format collapse must show in the generation tasks"
     assert any(t["right_to_wrong"] > 0 and t["flipped"] for t in result["tasks"])
     assert result["drift"]["kl_mean"] > 0.01
     # It still ranks the right answers first, as multiple choice on the very facts it lost in generation.
     facts = next(t for t in result["tasks"] if t["id"] == "core_facts_gen")
     assert facts["diagnosis"]["label"] == "format/alignment" and "item by item" in facts["diagnosis"]["detail"]
-    # Tasks the gate stopped before their first look show no scores, delta or interval anywhere.
+    # Tasks the gate stopped before were not scored at all: no items, no numbers, in the record or any view; nor
+    # has the composite of all tasks any.
     not_reached = [t for t in result["tasks"] if not t["reached"]]
-    assert not_reached and all(t["outcome"] == "WARN" and t["n_items"] < 25 for t in not_reached)
+    assert not_reached and all(t["outcome"] == "WARN" and t["n_items"] == 0 for t in not_reached)
+    assert all(t["delta"] is None and t["lower"] is None and t["items"] == [] for t in not_reached)
+    assert result["composite"]["reached"] is False and result["composite"]["delta"] is None
+    assert "| **composite** | all | | | | | −" in report and "not reached" in report.split("| **composite** |")[1]
     html = (tmp_path / "out" / "report.html").read_text()
     junit, annotations = render_junit(result), "\n".join(task_annotations(result, per_kind=100))
     for task in not_reached:
         name = task["id"].replace("_", "\\_")  # as the markdown escapes it
         row = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
         assert row.startswith(f"| {name} | {task['capability']} | | | | | −") and "not reached" in row
-        assert f"{task['delta']:+.1f}" not in row
+        assert f"| 0 / {task['planned']} |" in row
         assert f"<tr class=\"not-reached\"><td>{task['id']}</td>" in html
         assert f'<skipped message="{task["id"]}: not reached: the gate stopped' in junit
         assert f"::{task['id']}: not reached: the gate stopped" in annotations
@@ -96,7 +100,7 @@ def _views_say_not_reached(result: dict, tmp_path: Path, not_reached: list[dict]
             name = task["id"].replace("_", "\\_") if view.endswith("md") else task["id"]
             rows = text.split("<tr") if view.endswith("html") else text.splitlines()
             row = next(row for row in rows if name in row and "not reached" in row)
-            assert f"{task['delta']:+.1f}" not in row, f"{view}: {row}"
+            assert "[" not in row.split(name, 1)[1], f"{view}: {row}"  # no interval
 
 
 def test_an_untrained_adapter_passes_with_zero_deltas(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:

@@ -1,7 +1,8 @@
-"""A task undecided at its item cap goes on into its pool, as far as the discordance it observes calls for (half
-again as far when that is met), within the run's time budget; its stop reason tells a cap, a time budget and a pool
-apart. A statistically designed simulation: paired 0/1 scores drawn with a known true delta and discordance,
-streamed through the real evaluate_sequential."""
+"""How far the sequential runner scores a task. A task undecided at its item cap goes on into its pool, as far as
+the discordance it observes calls for (half again as far when that is met), within the run's time budget; its stop
+reason tells a cap, a time budget and a pool apart. A first FAIL stops the gate before the tasks it has not reached.
+A statistically designed simulation: paired 0/1 scores drawn with a known true delta and discordance, streamed
+through the real evaluate_sequential."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pytest
 
-from gate.decision import Outcome
+from gate.decision import NOT_REACHED, Outcome
 from gate.evaluate import evaluate_sequential
 from gate.items import ItemOutput, ModelScores
 from gate.sequential import SequentialPolicy, StopReason
@@ -40,6 +41,7 @@ class SimulatedPair:
         base = np.where(d == 0.0, (rng.random(pool) < 0.6).astype(float), (d < 0).astype(float))
         self.scores = {"base": base, "checkpoint": base + d}
         self.items = 0
+        self.tasks: set[str] = set()
 
     def score(
         self, role: str, tasks: Sequence[PreparedTask], doc_ids: Mapping[str, Sequence[int]], progress: object = None
@@ -49,6 +51,7 @@ class SimulatedPair:
             for t in tasks
         }
         self.items += sum(len(o) for o in outputs.values()) if role == "base" else 0
+        self.tasks.update(t.spec.id for t in tasks)
         return ModelScores(outputs, {t.spec.id: False for t in tasks})
 
 
@@ -119,3 +122,21 @@ def test_a_task_past_its_cap_stops_at_its_next_look_once_the_time_is_spent() -> 
     assert evaluation.outcome is Outcome.WARN and evaluation.reasons["sim"] == StopReason.TIME.value
     assert 600 <= models.items <= 600 + 600 // 8 + 1
     assert evaluation.policy["extended"] == {"sim": models.items - 400} and evaluation.planned == {"sim": 400}
+
+
+def test_a_first_fail_leaves_the_tasks_not_reached_unscored_at_the_whole_gates_level() -> None:
+    """A forgetful-sized drop (-60 points) on the first of three tasks FAILs it within the first round: the other
+    two are never scored, have no decision, and are reported as not reached. Its FAIL level stays the three-task
+    gate's: the p-value adjusted for three tasks and the composite, not for the one task scored."""
+    policy = SequentialPolicy()  # with the composite: a family of 4
+    tasks = [simulated_task(name, 400, 400) for name in ("a", "b", "c")]
+    models = SimulatedPair(400, -0.6, 0.62, 0)
+    evaluation = evaluate_sequential(models, tasks, dict.fromkeys("abc", BUDGET), policy)
+    assert evaluation.outcome is Outcome.FAIL and models.tasks == {"a"}
+    assert evaluation.not_reached == {"b", "c"} and set(evaluation.decisions) == {"a"}
+    assert [t.task.spec.id for t in evaluation.paired] == ["a"] and evaluation.composite is None
+    assert evaluation.reasons["b"] == evaluation.reasons["c"] == NOT_REACHED
+    failed, level = evaluation.decisions["a"], policy.task_fail_alpha(3)
+    assert failed.outcome is Outcome.FAIL
+    assert failed.p_fail_adjusted == pytest.approx(min(1.0, failed.p_fail * policy.alpha_fail / level))
+    assert policy.task_fail_alpha(3) < policy.task_fail_alpha(1)

@@ -154,12 +154,14 @@ def test_a_diagnosis_shows_beside_its_task_and_older_results_without_one_still_r
     tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
 ) -> None:
     data = gate_run(other_tiny_model, tiny_model, tiny_suite, out=None)
-    assert data["schema_version"] == "1.2" and data["waivers"] == [] and data["tasks"][0]["diagnosis"] is None
+    assert data["schema_version"] == "1.3" and data["waivers"] == [] and data["tasks"][0]["diagnosis"] is None
     plain = {"md": render_markdown(data), "html": render_html(data)}
     assert all("Diagnosis" not in text and "Waivers" not in text for text in plain.values())
-    # A 1.0 result has none of the later fields: it renders exactly as a 1.2 result with no waiver or diagnosis.
+    # A 1.0 result has none of the later fields: it renders exactly as a 1.3 result with no waiver or diagnosis.
     old = {**data, "schema_version": "1.0", "tasks": [dict(data["tasks"][0])]}
     del old["waivers"], old["tasks"][0]["diagnosis"], old["tasks"][0]["reached"]
+    if old["composite"]:
+        old["composite"] = {key: value for key, value in old["composite"].items() if key != "reached"}
     assert render_markdown(old) == plain["md"]
 
     detail = "tiny_mc dropped (Δ -40.0 pts) while its twin <i>held</i> @octocat"

@@ -413,6 +413,26 @@ def test_the_gate_stops_at_the_first_fail_and_waits_while_anything_is_pending() 
     assert failed.tasks[1].reason is StopReason.FAIL and failed.tasks[0].pending
 
 
+def test_a_look_on_the_tasks_reached_so_far_keeps_the_whole_gates_levels() -> None:
+    """Given two of a gate's three tasks (a FAIL stopped the runner before the third), a look tests at the
+    three-task family's levels: the same bounds and adjusted p-values as with the third task there, never a PASS,
+    and no composite until every task has items."""
+    rng = np.random.default_rng(SEED)
+    dropped, other = draw_differences(rng, 2, 400, -0.15, 0.2)
+    benign = draw_differences(rng, 1, 400, 0.0, 0.1)[0]
+    planned, exhausted = dict.fromkeys("abc", 400), dict.fromkeys("abc", False)
+    two = [task("a", benign, budget=8.0), task("b", dropped)]
+    whole = look([*two, task("c", other)], SequentialPolicy(), planned, exhausted)
+    partial = look(two, SequentialPolicy(), planned, exhausted, tasks=3)
+    assert partial.outcome is whole.outcome is Outcome.FAIL and partial.composite is None
+    assert [t.decision for t in partial.tasks] == [t.decision for t in whole.tasks[:2]]
+    alone = look(two, SequentialPolicy(), planned, exhausted)  # a gate of two: looser levels
+    assert alone.tasks[1].decision.p_fail_adjusted < partial.tasks[1].decision.p_fail_adjusted
+    quiet = look([two[0]], SequentialPolicy(), planned, {**exhausted, "a": True}, tasks=3)
+    assert quiet.tasks[0].reason is StopReason.PASS and quiet.pending and quiet.outcome is None
+    assert quiet.composite is None and quiet.keep_scoring == ()
+
+
 def test_fail_evidence_builds_a_look_before_it_fails_and_rarely_at_the_budget_edge() -> None:
     """The runner scores a task again at once while its FAIL evidence is "building" (p_fail below the root of its
     level). A forgetful-sized drop (-60 points, core's facts budget 17, 7 tasks) builds at the first look of 25
@@ -471,6 +491,7 @@ def test_look_is_stateless() -> None:
         ({"planned": {"a": 0}}, "at least 1"),
         ({"answers": {"zz": Answers((), ())}}, "unknown task"),
         ({"answers": {"a": Answers(("x",), ("y",))}}, "1 answers for 10"),
+        ({"tasks": 0}, "fewer tasks than evidence"),
     ],
 )
 def test_look_refuses_bad_arguments(kwargs: dict[str, object], message: str) -> None:

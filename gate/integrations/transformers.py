@@ -152,8 +152,9 @@ class GateCallback(TrainerCallback):
 
     @staticmethod
     def _metrics(result: GateResult, seconds: float) -> dict[str, float]:
-        metrics = {f"gate/{task.id}/delta": task.delta for task in result.tasks}
-        if result.composite is not None:
+        """The check's numbers for the trainer's log; a task or composite the gate did not reach has none."""
+        metrics = {f"gate/{task.id}/delta": task.delta for task in result.tasks if task.delta is not None}
+        if result.composite is not None and result.composite.delta is not None:
             metrics["gate/composite/delta"] = result.composite.delta
         metrics["gate/verdict"] = VERDICT_VALUES[result.verdict]
         metrics["gate/seconds"] = seconds

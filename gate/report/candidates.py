@@ -33,7 +33,7 @@ class Candidate:
         return Side("A", self.source, self.result).failed()
 
     def composite_delta(self) -> float | None:
-        """The composite delta in points, None when the composite was disabled."""
+        """The composite delta in points, None when the composite was disabled or not reached."""
         return Side("A", self.source, self.result).composite_delta()
 
 

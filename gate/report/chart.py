@@ -38,7 +38,7 @@ def chart_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Tasks grouped by capability (not those the gate never reached), then the composite (a delta, no scores)."""
     reached = [task for task in result["tasks"] if task.get("reached", True)]
     rows = sorted(reached, key=lambda task: (task["capability"], task["id"]))
-    if result["composite"] is not None:
+    if result["composite"] is not None and result["composite"].get("reached", True):
         rows.append({**result["composite"], "id": "composite", "capability": "all tasks"})
     return rows
 

@@ -43,9 +43,9 @@ class Side:
         return failed
 
     def composite_delta(self) -> float | None:
-        """The composite delta in points, None when the composite was disabled."""
+        """The composite delta in points, None when the composite was disabled or not reached."""
         composite = self.result["composite"]
-        return None if composite is None else float(composite["delta"])
+        return None if composite is None or composite.get("delta") is None else float(composite["delta"])
 
 
 @dataclass(frozen=True)

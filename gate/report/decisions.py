@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gate.decision import COMPOSITE, Outcome
+from gate.decision import COMPOSITE, NOT_REACHED, Outcome
 
 _EXPLAINED = {
     Outcome.FAIL.value: "regression beyond budget",
@@ -22,9 +22,6 @@ class Decision:
     name: str
     outcome: str
     line: str
-
-
-NOT_REACHED = "not reached: the gate stopped at the first demonstrated FAIL before this task's first look"
 
 
 def _line(name: str, entry: Mapping[str, Any], waived: bool) -> str:
