@@ -8,6 +8,7 @@ from dataclasses import dataclass
 COMPOSITE = "composite"
 # Why a task (or the composite) has no numbers: the gate FAILed before it scored an item of the task.
 NOT_REACHED = "not reached: the gate stopped at the first demonstrated FAIL before this task's first look"
+COMPOSITE_NOT_REACHED = "not reached: the gate stopped at the first demonstrated FAIL before every task had items"
 
 
 class Outcome(str, enum.Enum):

@@ -334,7 +334,8 @@ def evaluate_sequential(
             progress(f"look {looks}: {decided}/{len(stream.tasks)} tasks decided")
         if not verdict.pending:
             break
-        keep = list(verdict.keep_scoring)
+        # A task without items is scored next whatever the look says (look leaves it to the runner).
+        keep = [*verdict.keep_scoring, *(task_id for task_id in units if not stream.scored(task_id))]
     assert verdict.outcome is not None  # not pending
     not_reached = frozenset(task_id for task_id in units if not stream.scored(task_id))
     reasons = dict.fromkeys(not_reached, NOT_REACHED) | {

@@ -11,8 +11,10 @@ from gate.errors import BadInputError
 
 # 1.1: waivers and per-task diagnosis, both optional (a 1.0 file reads as none of either).
 # 1.2: per-task `reached`, false for a task the gate stopped before its first look (an older file reads as reached).
-# 1.3: a task not reached has no items and null numbers; so has the composite (with its own `reached`) then.
-SCHEMA_VERSION = "1.3"
+# 2.0: a task not reached has no items and null numbers; so has the composite (with its own `reached`) then. A 1.x
+# reader would format those nulls as numbers, hence the major; this gate reads 1.x files as well.
+SCHEMA_VERSION = "2.0"
+READ_MAJORS = ("1", "2")
 
 
 @dataclass(frozen=True)
@@ -143,7 +145,7 @@ class GateResult:
 
 
 def load_result(path: Path) -> dict[str, Any]:
-    """Read a result.json back as data, refusing anything that is not a gate result of this schema version."""
+    """Read a result.json back as data, refusing anything that is not a gate result of a schema this gate reads."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -153,9 +155,10 @@ def load_result(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadInputError(f"{path} holds JSON but not a gate result: pass the result.json `gate run` wrote")
     version = data.get("schema_version")
-    if not isinstance(version, str) or version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+    if not isinstance(version, str) or version.split(".")[0] not in READ_MAJORS:
         raise BadInputError(
-            f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}: render it with the gate that wrote it"
+            f"{path}: schema_version {version!r} is not one this gate reads (1.x or {SCHEMA_VERSION}): render it "
+            "with the gate that wrote it"
         )
     required = [f.name for f in fields(GateResult) if f.default is MISSING and f.default_factory is MISSING]
     missing = [name for name in required if name not in data]

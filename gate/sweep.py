@@ -20,7 +20,9 @@ from gate.decision import COMPOSITE
 from gate.errors import BadInputError, ExitCode
 from gate.provenance import package_versions
 
-SWEEP_SCHEMA_VERSION = "1.1"
+# 2.0: its results may hold tasks and a composite not reached, with null numbers (result.json 2.0); reads 1.x too.
+SWEEP_SCHEMA_VERSION = "2.0"
+_SWEEP_READ_MAJORS = ("1", "2")
 SWEEP_FILE, SWEEP_REPORT, SWEEP_HTML = "sweep.json", "sweep.md", "sweep.html"
 
 _STEP = re.compile(r"(?:checkpoint|step|ckpt)[-_]?(\d+)$", re.IGNORECASE)
@@ -230,13 +232,16 @@ def build_record(
 
 
 def load_sweep(path: Path) -> dict[str, Any]:
-    """Read a sweep.json back, refusing anything that is not a sweep record of this schema version."""
+    """Read a sweep.json back, refusing anything that is not a sweep record of a schema this gate reads."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadInputError(f"{path} is not a gate sweep.json ({exc}): pass the file `gate sweep` wrote") from None
     if not isinstance(data, dict) or data.get("kind") != "gate-sweep":
         raise BadInputError(f"{path} is not a gate sweep.json: pass the file `gate sweep` wrote")
-    if str(data.get("schema_version", "")).split(".")[0] != SWEEP_SCHEMA_VERSION.split(".")[0]:
-        raise BadInputError(f"{path}: schema_version {data.get('schema_version')!r} is not {SWEEP_SCHEMA_VERSION}")
+    if str(data.get("schema_version", "")).split(".")[0] not in _SWEEP_READ_MAJORS:
+        raise BadInputError(
+            f"{path}: schema_version {data.get('schema_version')!r} is not one this gate reads (1.x or "
+            f"{SWEEP_SCHEMA_VERSION}): render it with the gate that wrote it"
+        )
     return data

@@ -76,6 +76,7 @@ def test_forgetful_adapter_fails(tmp_path: Path, forgetful_adapter: Path) -> Non
         assert f"<tr class=\"not-reached\"><td>{task['id']}</td>" in html
         assert f'<skipped message="{task["id"]}: not reached: the gate stopped' in junit
         assert f"::{task['id']}: not reached: the gate stopped" in annotations
+    assert "::composite: not reached: the gate stopped at the first demonstrated FAIL before every task" in annotations
     _views_say_not_reached(result, tmp_path, not_reached)
     if shutil.which("chromium"):  # the sign-off page, as a person sees it
         png = tmp_path / "report.png"

@@ -114,10 +114,12 @@ def test_report_refuses_what_is_not_a_gate_result(tmp_path: Path) -> None:
         "binary.json": b"\xff\xfe\x00garbage",
         "list.json": b"[1, 2, 3]",
         "old.json": json.dumps({"schema_version": "0.3", "verdict": "PASS"}).encode(),
+        "newer.json": json.dumps({"schema_version": "3.0", "verdict": "PASS"}).encode(),
         "partial.json": json.dumps({"schema_version": "1.0", "verdict": "PASS", "tasks": []}).encode(),
     }
     expected = {"binary.json": "is not a gate result.json", "list.json": "not a gate result",
-                "old.json": "schema_version '0.3'", "partial.json": "lacks blocking, exit_code, summary"}
+                "old.json": "schema_version '0.3'", "newer.json": "schema_version '3.0' is not one this gate reads",
+                "partial.json": "lacks blocking, exit_code, summary"}
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
         cli = CliRunner().invoke(main, ["report", str(tmp_path / name), "--format", "html",
@@ -154,10 +156,10 @@ def test_a_diagnosis_shows_beside_its_task_and_older_results_without_one_still_r
     tiny_model: Path, other_tiny_model: Path, tiny_suite: Path
 ) -> None:
     data = gate_run(other_tiny_model, tiny_model, tiny_suite, out=None)
-    assert data["schema_version"] == "1.3" and data["waivers"] == [] and data["tasks"][0]["diagnosis"] is None
+    assert data["schema_version"] == "2.0" and data["waivers"] == [] and data["tasks"][0]["diagnosis"] is None
     plain = {"md": render_markdown(data), "html": render_html(data)}
     assert all("Diagnosis" not in text and "Waivers" not in text for text in plain.values())
-    # A 1.0 result has none of the later fields: it renders exactly as a 1.3 result with no waiver or diagnosis.
+    # A 1.0 result has none of the later fields: it renders exactly as a 2.0 result with no waiver or diagnosis.
     old = {**data, "schema_version": "1.0", "tasks": [dict(data["tasks"][0])]}
     del old["waivers"], old["tasks"][0]["diagnosis"], old["tasks"][0]["reached"]
     if old["composite"]:

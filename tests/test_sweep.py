@@ -74,7 +74,7 @@ def test_sweep_of_tiny_models_writes_the_record_the_reports_and_each_result(
     verdicts = [entry["verdict"] for entry in record["checkpoints"]]
     assert verdicts == ["PASS", "WARN", "PASS"], "the tiny models no longer give this trajectory"
     assert code == ExitCode.OK and record["selected"] == "checkpoint-10", "a WARN passes unless --fail-on-warn"
-    assert record["schema_version"] == "1.1" and record["recommendation"]["latest_pass"] == "checkpoint-15"
+    assert record["schema_version"] == "2.0" and record["recommendation"]["latest_pass"] == "checkpoint-15"
     assert record["first_fail"] == {"tiny_mc": None, "composite": None}
     for entry in record["checkpoints"]:
         result = json.loads((out / entry["result"]).read_text())

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from gate.decision import COMPOSITE, NOT_REACHED, Outcome
+from gate.decision import COMPOSITE, COMPOSITE_NOT_REACHED, NOT_REACHED, Outcome
 
 _EXPLAINED = {
     Outcome.FAIL.value: "regression beyond budget",
@@ -26,7 +26,7 @@ class Decision:
 
 def _line(name: str, entry: Mapping[str, Any], waived: bool) -> str:
     if not entry.get("reached", True):
-        return f"{name}: {NOT_REACHED}"
+        return f"{name}: {COMPOSITE_NOT_REACHED if name == COMPOSITE else NOT_REACHED}"
     items = f", {entry['n']} items" if "n" in entry else ""
     return (
         f"{name}: {_EXPLAINED[entry['outcome']]}: Δ {entry['delta']:+.1f} pts, "
