@@ -12,6 +12,7 @@ from helpers import external_references, gate_run
 
 from gate.cli import main
 from gate.errors import ExitCode
+from gate.report.chart import shared_rows
 from gate.report.compare import compare_results
 
 
@@ -105,3 +106,28 @@ def test_the_choice_never_ships_a_fail_then_prefers_the_better_composite(
         code, text, _ = _compare(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--format", fmt)
         assert code == ExitCode.OK and "<script" not in text
     assert "@octocat" not in _compare(str(tmp_path / "a.json"), str(tmp_path / "b.json"))[1]
+
+
+def test_the_chart_of_two_results_has_a_row_for_what_either_reached() -> None:
+    """A gate that FAILed early reached fewer tasks, and no composite: the shared chart still has a row for each
+    task and the composite the other side reached, with no entry for the side that did not."""
+    early = {
+        "tasks": [
+            {"id": "facts", "capability": "knowledge", "delta": -40.0},
+            {"id": "math", "capability": "math", "delta": None, "reached": False},
+        ],
+        "composite": {"delta": None, "reached": False},
+    }
+    full = {
+        "tasks": [
+            {"id": "facts", "capability": "knowledge", "delta": -1.0},
+            {"id": "math", "capability": "math", "delta": -2.0},
+        ],
+        "composite": {"delta": -1.5},
+    }
+    for first, second in ((early, full), (full, early)):
+        rows, (entries_first, entries_second) = shared_rows([first, second])
+        assert [row["id"] for row in rows] == ["facts", "math", "composite"]
+        by_side = {id(first): entries_first, id(second): entries_second}
+        assert [entry is None for entry in by_side[id(early)]] == [False, True, True]
+        assert [entry["delta"] for entry in by_side[id(full)]] == [-1.0, -2.0, -1.5]

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from gate.errors import BadInputError
 from gate.report import html, markdown
-from gate.report.chart import Series, chart_rows, compare_chart
+from gate.report.chart import Series, compare_chart, shared_rows
 from gate.report.compare import _RANK, TIE_POINTS, Side
 from gate.report.escape import clean_text
 
@@ -99,12 +99,11 @@ def render_candidates(candidates: Candidates, fmt: Literal["md", "html", "json"]
                            "warnings": candidates.warnings, "rows": candidates.rows}, indent=2, ensure_ascii=False)
     if fmt == "md":
         return markdown.environment().get_template("candidates.md.j2").render(c=candidates)
-    rows = chart_rows(candidates.sides[0].result)
-    series = []
-    for side in candidates.sides:
-        by_id = {row["id"]: row for row in chart_rows(side.result)}
-        label = f"{side.name}: {clean_text(side.result['checkpoint']['description'], 60)}"
-        series.append(Series(label, [by_id.get(row["id"]) for row in rows]))
+    rows, entries = shared_rows([side.result for side in candidates.sides])
+    series = [
+        Series(f"{side.name}: {clean_text(side.result['checkpoint']['description'], 60)}", side_entries)
+        for side, side_entries in zip(candidates.sides, entries, strict=True)
+    ]
     # matplotlib's SVG escapes every label it writes; it is the only markup let through unescaped.
     chart = Markup(compare_chart(rows, series))  # noqa: S704
     return html.environment().get_template("candidates.html.j2").render(c=candidates, chart=chart)

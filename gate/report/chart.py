@@ -43,6 +43,19 @@ def chart_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def shared_rows(results: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[list[dict[str, Any] | None]]]:
+    """The rows of one chart over several results (every task, and the composite, that any of them reached: a
+    gate that FAILed early leaves out tasks another reached), and each result's entry per row (None: not reached)."""
+    by_result = [{row["id"]: row for row in chart_rows(result)} for result in results]
+    first: dict[str, dict[str, Any]] = {}
+    for entries in by_result:
+        for task_id, row in entries.items():
+            first.setdefault(task_id, row)
+    composite = first.pop("composite", None)
+    rows = sorted(first.values(), key=lambda row: (row["capability"], row["id"])) + ([composite] if composite else [])
+    return rows, [[entries.get(row["id"]) for row in rows] for entries in by_result]
+
+
 def _label(row: dict[str, Any]) -> str:
     return f"{clean_text(str(row['capability']), 24)} · {clean_text(str(row['id']), 32)}"
 

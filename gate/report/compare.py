@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from gate.errors import BadInputError
 from gate.report import html, markdown
-from gate.report.chart import Series, chart_rows, compare_chart
+from gate.report.chart import Series, compare_chart, shared_rows
 from gate.report.escape import clean_text
 
 Choice = Literal["A", "B", "either", "neither"]
@@ -153,11 +153,11 @@ def render_comparison(comparison: Comparison, fmt: Literal["md", "html", "json"]
         return json.dumps(comparison_data(comparison), indent=2, ensure_ascii=False) + "\n"
     if fmt == "md":
         return markdown.environment().get_template("compare.md.j2").render(c=comparison)
-    rows = chart_rows(comparison.a.result)
-    by_id = {row["id"]: row for row in chart_rows(comparison.b.result)}
+    sides = (comparison.a, comparison.b)
+    rows, entries = shared_rows([side.result for side in sides])
     series = [
-        Series(f"{side.name}: {clean_text(side.result['checkpoint']['description'], 60)}", entries)
-        for side, entries in ((comparison.a, rows), (comparison.b, [by_id.get(row["id"]) for row in rows]))
+        Series(f"{side.name}: {clean_text(side.result['checkpoint']['description'], 60)}", side_entries)
+        for side, side_entries in zip(sides, entries, strict=True)
     ]
     # matplotlib's SVG escapes every label it writes; it is the only markup let through unescaped.
     chart = Markup(compare_chart(rows, series))  # noqa: S704
