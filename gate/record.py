@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from gate.config import GateConfig
 from gate.decision import NOT_REACHED, Outcome, TaskDecision
@@ -46,20 +47,27 @@ def model_info(model: ResolvedModel) -> ModelInfo:
     return ModelInfo(model.reference, model.kind, model.describe(), model.fingerprint, dict(model.weight_sha256))
 
 
+def _identity(task: PreparedTask) -> dict[str, Any]:
+    """The fields of a task's result that say which task and items it is, scored or not."""
+    spec = task.spec
+    return {
+        "id": spec.id,
+        "capability": spec.capability,
+        "metric": spec.metric,
+        "lm_eval_task": spec.task or spec.config or "",
+        "pool_size": task.pool_size,
+        "fingerprint": task.fingerprint,
+    }
+
+
 def _task_result(
     task: PairedTask, decision: TaskDecision, reason: str, planned: int, diagnosis: Diagnosis | None
 ) -> TaskResult:
-    spec = task.task.spec
     lost = [item for item in task.items if item.base_score > item.ckpt_score]
     gained = [item for item in task.items if item.base_score < item.ckpt_score]
     return TaskResult(
-        id=spec.id,
-        capability=spec.capability,
-        metric=spec.metric,
-        lm_eval_task=spec.task or spec.config or "",
+        **_identity(task.task),
         chat_template=task.chat_template,
-        pool_size=task.task.pool_size,
-        fingerprint=task.task.fingerprint,
         n=decision.n,
         base_score=decision.base_score,
         ckpt_score=decision.ckpt_score,
@@ -90,15 +98,9 @@ def _task_result(
 
 def _unreached_result(task: PreparedTask, budget: float, planned: int) -> TaskResult:
     """A task the gate FAILed before scoring: its identity and budget, no items, no numbers."""
-    spec = task.spec
     return TaskResult(
-        id=spec.id,
-        capability=spec.capability,
-        metric=spec.metric,
-        lm_eval_task=spec.task or spec.config or "",
+        **_identity(task),
         chat_template=None,
-        pool_size=task.pool_size,
-        fingerprint=task.fingerprint,
         n=0,
         base_score=None,
         ckpt_score=None,
