@@ -7,6 +7,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from gate.decision import COMPOSITE_NOT_REACHED, NOT_REACHED
 from gate.report.chart import report_chart
 from gate.report.escape import clean_block, clean_text
 from gate.report.markdown import points
@@ -24,6 +25,7 @@ def environment() -> Environment:
     env.filters["pts"] = points
     env.filters["line"] = clean_text
     env.filters["block"] = clean_block
+    env.globals.update(not_reached=NOT_REACHED, composite_not_reached=COMPOSITE_NOT_REACHED)
     return env
 
 

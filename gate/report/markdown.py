@@ -7,6 +7,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from gate.decision import COMPOSITE_NOT_REACHED, NOT_REACHED
 from gate.report.escape import markdown_inline, markdown_text
 
 ICONS = {"PASS": "✅", "FAIL": "❌", "WARN": "⚠️"}
@@ -45,6 +46,7 @@ def environment() -> Environment:
     env.filters["pts"] = points
     env.globals["icons"] = ICONS
     env.globals["max_flipped"] = MAX_FLIPPED_PER_TASK
+    env.globals.update(not_reached=NOT_REACHED, composite_not_reached=COMPOSITE_NOT_REACHED)
     return env
 
 
