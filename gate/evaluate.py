@@ -168,6 +168,10 @@ class _Stream:
     def scored(self, task_id: str) -> int:
         return len(self.base[task_id])
 
+    def unscored(self) -> list[str]:
+        """The tasks without items yet (after a first FAIL: those it stopped the gate before)."""
+        return [task_id for task_id in self.tasks if not self.base[task_id]]
+
     def extend(self, role_scores: ModelScores, into: dict[str, list[ItemOutput]]) -> None:
         for task_id, outputs in role_scores.outputs.items():
             into[task_id].extend(outputs)
@@ -335,9 +339,9 @@ def evaluate_sequential(
         if not verdict.pending:
             break
         # A task without items is scored next whatever the look says (look leaves it to the runner).
-        keep = [*verdict.keep_scoring, *(task_id for task_id in units if not stream.scored(task_id))]
+        keep = [*verdict.keep_scoring, *stream.unscored()]
     assert verdict.outcome is not None  # not pending
-    not_reached = frozenset(task_id for task_id in units if not stream.scored(task_id))
+    not_reached = frozenset(stream.unscored())
     reasons = dict.fromkeys(not_reached, NOT_REACHED) | {
         t.decision.name: (
             f"{stops.get(t.decision.name, t.reason).value}{': ' + t.detail if t.detail else ''}"
